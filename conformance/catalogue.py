@@ -1,0 +1,104 @@
+"""The requirement catalogue: one entry per rule the suite checks.
+
+IDs and levels follow the project's rule digest of the OpAMP specification;
+titles are our own words. A test names the requirements it checks with
+``@pytest.mark.requirement("ID", ...)``; ``tests/test_catalogue.py`` keeps the
+catalogue and the tests in step.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+SPEC_URL = "https://github.com/open-telemetry/opamp-spec/blob/main/specification.md"
+
+
+class Level(enum.Enum):
+    """How much a requirement weighs: MUST fails, SHOULD warns, MAY informs."""
+
+    MUST = "MUST"
+    SHOULD = "SHOULD"
+    MAY = "MAY"
+
+
+class Role(enum.Enum):
+    """Which side of the protocol a requirement binds."""
+
+    SERVER = "server"
+    AGENT = "agent"
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """One catalogued rule."""
+
+    id: str
+    level: Level
+    role: Role
+    title: str
+    source: str
+
+    def describe(self) -> str:
+        """``ID (LEVEL): title`` followed by the source link."""
+        return f"{self.id} ({self.level.value}): {self.title}\n  see {self.source}"
+
+
+def _spec(anchor: str) -> str:
+    return f"{SPEC_URL}#{anchor}"
+
+
+_S = Role.SERVER
+
+REQUIREMENTS: tuple[Requirement, ...] = (
+    Requirement(
+        "SRV-REPLY",
+        Level.MUST,
+        _S,
+        "Every AgentToServer is answered by exactly one ServerToAgent, duplicates included",
+        _spec("plain-http-transport"),
+    ),
+    Requirement(
+        "SRV-UID-ECHO",
+        Level.MUST,
+        _S,
+        "ServerToAgent.instance_uid equals the instance_uid of the agent it answers",
+        _spec("servertoagentinstance_uid"),
+    ),
+    Requirement(
+        "SRV-CAPS-FIRST",
+        Level.MUST,
+        _S,
+        "The first ServerToAgent to an agent sets capabilities, with AcceptsStatus and no"
+        " undefined bits",
+        _spec("servertoagentcapabilities"),
+    ),
+    Requirement(
+        "SRV-ERR-EXCL",
+        Level.MUST,
+        _S,
+        "A ServerToAgent with error_response set leaves fields 3 to 11 unset",
+        _spec("servertoagenterror_response"),
+    ),
+    Requirement(
+        "SRV-GZIP",
+        Level.MUST,
+        _S,
+        "Gzip-compressed request bodies are accepted exactly like plain ones",
+        _spec("plain-http-transport"),
+    ),
+)
+
+CATALOGUE: dict[str, Requirement] = {r.id: r for r in REQUIREMENTS}
+
+
+class UnknownRequirement(KeyError):
+    """A test or option named an ID the catalogue does not have."""
+
+
+def get(req_id: str) -> Requirement:
+    """Look a requirement up by ID."""
+    try:
+        return CATALOGUE[req_id]
+    except KeyError:
+        raise UnknownRequirement(req_id) from None

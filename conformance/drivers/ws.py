@@ -1,0 +1,171 @@
+"""OpAMP over WebSocket: binary messages, each a varint header (0) and protobuf bytes."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+
+from websockets.exceptions import (
+    ConnectionClosed,
+    InvalidHandshake,
+    InvalidStatus,
+    InvalidURI,
+    PayloadTooBig,
+)
+from websockets.sync.client import ClientConnection, connect
+
+from conformance.drivers.exchange import Attempt, Exchange, Problem
+from conformance.wire import (
+    AgentToServer,
+    DecodeError,
+    FramingError,
+    parse_server_to_agent,
+    ws_frame,
+    ws_unframe,
+)
+
+TRANSPORT = "ws"
+#: The status recorded for exchanges on an open socket.
+SWITCHING = 101
+
+
+class WsDriver:
+    """A WebSocket OpAMP client; connects lazily and can reconnect or close.
+
+    Every call is bounded by ``timeout``. The reply to a message is the next
+    message the server sends on the socket.
+    """
+
+    transport = TRANSPORT
+
+    def __init__(
+        self,
+        url: str,
+        headers: Sequence[tuple[str, str]] = (),
+        *,
+        timeout: float = 5.0,
+        max_reply_bytes: int = 64 * 1024 * 1024,
+    ) -> None:
+        self.url = url
+        self.headers = list(headers)
+        self.timeout = timeout
+        self.max_reply_bytes = max_reply_bytes
+        self._conn: ClientConnection | None = None
+        #: How many sockets this driver opened.
+        self.connects = 0
+
+    @property
+    def connected(self) -> bool:
+        return self._conn is not None
+
+    def connect(
+        self, headers: Sequence[tuple[str, str]] | None = None, *, sent: AgentToServer | None = None
+    ) -> Exchange:
+        """(Re)open the socket; the Exchange says whether the upgrade succeeded."""
+        self.close()
+        attempt = Attempt(TRANSPORT, sent, 0)
+        try:
+            self._conn = connect(
+                self.url,
+                additional_headers=list(self.headers if headers is None else headers),
+                open_timeout=self.timeout,
+                close_timeout=min(self.timeout, 2.0),
+                max_size=self.max_reply_bytes,
+                compression=None,
+                proxy=None,
+                ping_interval=None,
+                legacy=True,
+            )
+        except InvalidStatus as exc:
+            return attempt.finish(
+                status=exc.response.status_code,
+                headers=dict(exc.response.headers.raw_items()),
+                problem=Problem.REJECTED,
+                detail=f"HTTP {exc.response.status_code}",
+            )
+        except TimeoutError as exc:
+            return attempt.finish(problem=Problem.TIMEOUT, detail=f"opening handshake: {exc}")
+        except (OSError, InvalidHandshake, InvalidURI) as exc:
+            return attempt.finish(problem=Problem.CONNECT, detail=f"{type(exc).__name__}: {exc}")
+        self.connects += 1
+        return attempt.finish(status=SWITCHING)
+
+    def close(self) -> None:
+        """Close the socket if open; never raises."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):  # a broken socket must not raise here
+                conn.close()
+
+    def __enter__(self) -> WsDriver:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def send(
+        self, msg: AgentToServer, *, header: int = 0, timeout: float | None = None
+    ) -> Exchange:
+        """Send ``msg`` framed with ``header`` and wait for the next server message."""
+        return self.send_raw(ws_frame(msg.SerializeToString(), header), timeout=timeout, sent=msg)
+
+    def send_raw(
+        self,
+        data: bytes | str,
+        *,
+        timeout: float | None = None,
+        sent: AgentToServer | None = None,
+    ) -> Exchange:
+        """Send one WebSocket message as is (bytes: binary, str: text) and read the answer."""
+        limit = self.timeout if timeout is None else timeout
+        if self._conn is None:
+            opened = self.connect(sent=sent)
+            if self._conn is None:
+                return opened
+        conn = self._conn
+        attempt = Attempt(TRANSPORT, sent, len(data))
+        try:
+            conn.send(data)
+            answer = conn.recv(timeout=limit)
+        except TimeoutError:
+            return attempt.finish(
+                status=SWITCHING, problem=Problem.TIMEOUT, detail=f"no message within {limit:g} s"
+            )
+        except PayloadTooBig as exc:
+            self.close()
+            return attempt.finish(status=SWITCHING, problem=Problem.TOO_LARGE, detail=str(exc))
+        except (ConnectionClosed, OSError) as exc:
+            self.close()
+            return attempt.finish(
+                status=SWITCHING,
+                problem=Problem.DISCONNECTED,
+                detail=f"{type(exc).__name__}: {exc}",
+            )
+        return _decode_message(attempt, answer)
+
+
+def _decode_message(attempt: Attempt, answer: bytes | str) -> Exchange:
+    """Unframe and decode one server message, or say why it is not a ServerToAgent."""
+    size = len(answer)
+    if isinstance(answer, str):
+        return attempt.finish(status=SWITCHING, problem=Problem.NOT_BINARY, reply_bytes=size)
+    try:
+        framed = ws_unframe(answer)
+    except FramingError as exc:
+        return attempt.finish(
+            status=SWITCHING, problem=Problem.FRAMING, detail=str(exc), reply_bytes=size
+        )
+    if framed.header != 0:
+        return attempt.finish(
+            status=SWITCHING,
+            problem=Problem.FRAMING,
+            detail=f"header {framed.header}, expected 0",
+            reply_bytes=size,
+        )
+    try:
+        reply = parse_server_to_agent(framed.payload)
+    except DecodeError as exc:
+        return attempt.finish(
+            status=SWITCHING, problem=Problem.UNDECODABLE, detail=str(exc), reply_bytes=size
+        )
+    return attempt.finish(status=SWITCHING, reply=reply, reply_bytes=size)

@@ -1,0 +1,198 @@
+"""The pytest plugin (entry point ``pytest11``): options, fixtures, verdicts, reports.
+
+It stays inert unless tests carrying the ``requirement`` marker run: the
+project's own tests load it too and must not start targets or write reports.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Generator
+
+import pytest
+
+from conformance import profiles
+from conformance.catalogue import CATALOGUE
+from conformance.plugin.fixtures import (
+    conformance_options,
+    conformance_session,
+    opamp,
+    target,
+    transport,
+)
+from conformance.plugin.options import add_options, read_options, strict_mode
+from conformance.plugin.results import (
+    RECORD_KEY,
+    Results,
+    decode,
+    encode,
+    findings_for,
+    requirement_ids,
+)
+from conformance.plugin.summary import write_summary
+from conformance.plugin.targets import Unreachable, check_reachable
+from conformance.report_json import build_report, write_report
+from conformance.target import redact_header
+from conformance.verdicts import Verdict
+
+__all__ = [
+    "conformance_options",
+    "conformance_session",
+    "opamp",
+    "target",
+    "transport",
+]
+
+RESULTS = pytest.StashKey[Results]()
+STARTED = pytest.StashKey[str]()
+REPORT_PATH = pytest.StashKey[str]()
+EXIT_UNUSABLE = 4
+EMBEDDED_NAME = "embedded reference server (fixtures.reference.server)"
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+
+
+def _is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    add_options(parser)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "requirement(*ids): the catalogue requirement IDs this test checks (fleet-conformance)",
+    )
+    options = read_options(config)
+    profiles.activate(options.profile.name)
+    config.stash[RESULTS] = Results()
+    config.stash[STARTED] = _now()
+    config.pluginmanager.register(_Recorder(config), "fleet-conformance-recorder")
+    if _runs_suite(config) and not _is_worker(config):
+        if not config.option.xmlpath:
+            config.option.xmlpath = str(options.report_dir / "junit.xml")
+        if getattr(config.option, "allure_report_dir", "missing") is None:
+            config.option.allure_report_dir = str(options.report_dir / "allure-results")
+
+
+def _runs_suite(config: pytest.Config) -> bool:
+    """Whether this invocation collects the conformance suite (not only the project's tests)."""
+    import conformance.suite as suite_pkg
+
+    suite_dir = str(next(iter(suite_pkg.__path__)))
+    for arg in config.args:
+        path = arg.split("::")[0]
+        if path.startswith("conformance.suite"):
+            return True
+        resolved = str((config.invocation_params.dir / path).resolve())
+        if resolved.startswith(suite_dir) or suite_dir.startswith(resolved + "/"):
+            return True
+    return False
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    config = session.config
+    if _is_worker(config) or not config.getoption("target"):
+        return
+    options = read_options(config)
+    try:
+        check_reachable(options)
+    except Unreachable as exc:
+        pytest.exit(f"fleet-conformance: {exc}", returncode=EXIT_UNUSABLE)
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    options = read_options(config)
+    targets = [t.display for t in options.targets] or [EMBEDDED_NAME]
+    lines = [
+        f"fleet-conformance: targets={', '.join(targets)} transport={options.transport}"
+        f" profile={options.profile.name} strict={options.strict}"
+    ]
+    if options.headers:
+        lines.append("  target headers: " + ", ".join(redact_header(*h) for h in options.headers))
+    return lines
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "transport" in metafunc.fixturenames:
+        chosen = metafunc.config.getoption("transport")
+        names = ["http", "ws"] if chosen == "auto" else [chosen]
+        metafunc.parametrize("transport", names, indirect=True)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        for rid in requirement_ids(item):
+            if rid not in CATALOGUE:
+                raise pytest.UsageError(f"{item.nodeid} names unknown requirement {rid!r}")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    requirements = requirement_ids(item)
+    if not requirements:
+        return report
+    if report.when != "call" and report.outcome == "passed":
+        return report
+    exc = call.excinfo.value if call.excinfo is not None else None
+    skip_reason = ""
+    if report.skipped and isinstance(report.longrepr, tuple):
+        skip_reason = str(report.longrepr[2])
+    strict = strict_mode(item.config)
+    findings = findings_for(requirements, report.when, report.outcome, exc, skip_reason, strict)
+    if report.failed and findings and all(f.verdict is Verdict.WARN for f in findings):
+        # A SHOULD finding outside --strict: the test passes, the warning is kept.
+        report.outcome = "passed"
+        report.longrepr = None
+    report.user_properties.append((RECORD_KEY, encode(findings)))
+    return report
+
+
+class _Recorder:
+    """Collects verdict records from every test report (also those xdist workers send)."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.results = config.stash[RESULTS]
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        for key, value in report.user_properties:
+            if key == RECORD_KEY:
+                self.results.add(report.nodeid, decode(str(value)))
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if _is_worker(self.config) or not self.results.seen_any:
+            return
+        if session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+            session.exitstatus = self.results.exit_status()
+        options = read_options(self.config)
+        report = build_report(
+            self.results,
+            targets=[t.display for t in options.targets] or [EMBEDDED_NAME],
+            profile=options.profile.name,
+            strict=options.strict,
+            seed=_seed(self.config),
+            started=self.config.stash[STARTED],
+            finished=_now(),
+            exit_status=int(session.exitstatus),
+        )
+        self.config.stash[REPORT_PATH] = str(write_report(report, options.report_dir))
+
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        if _is_worker(self.config) or not self.results.seen_any:
+            return
+        write_summary(terminalreporter, self.results, self.config.stash.get(REPORT_PATH, ""))
+
+
+def _seed(config: pytest.Config) -> str | None:
+    seed = config.getoption("hypothesis_seed", None)
+    return None if seed is None else str(seed)

@@ -1,0 +1,102 @@
+"""Fixtures the conformance tests use: the session's targets, transports and drivers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from conformance.drivers.http import HttpDriver
+from conformance.drivers.ws import WsDriver
+from conformance.plugin.embedded import EmbeddedError
+from conformance.plugin.options import Options, read_options
+from conformance.plugin.targets import TargetSession
+from conformance.target import Target, Transport
+
+EXIT_HARNESS = 3
+
+
+@pytest.fixture(scope="session")
+def conformance_options(pytestconfig: pytest.Config) -> Options:
+    """The parsed ``--target``/``--profile``/... options."""
+    return read_options(pytestconfig)
+
+
+@pytest.fixture(scope="session")
+def conformance_session(conformance_options: Options) -> Iterator[TargetSession]:
+    """The targets under test; starts (and finally stops) the embedded reference if needed."""
+    session = TargetSession(conformance_options)
+    try:
+        session.start()
+    except EmbeddedError as exc:
+        pytest.exit(f"fleet-conformance: {exc}", returncode=EXIT_HARNESS)
+    try:
+        yield session
+    finally:
+        session.stop()
+
+
+@pytest.fixture(scope="session")
+def target(conformance_session: TargetSession) -> Target:
+    """The (first) target under test."""
+    return conformance_session.primary
+
+
+@pytest.fixture
+def transport(
+    request: pytest.FixtureRequest, conformance_session: TargetSession, target: Target
+) -> Transport:
+    """The transport this test instance runs over (parametrised by the plugin)."""
+    chosen = Transport(request.param)
+    reason = conformance_session.unavailable_reason(target, chosen)
+    if reason is not None:
+        pytest.skip(reason)
+    return chosen
+
+
+class Clients:
+    """Opens drivers on the target with the session's headers and timeouts; closes them all."""
+
+    def __init__(self, target: Target, options: Options) -> None:
+        self.target = target
+        self.options = options
+        self._open: list[HttpDriver | WsDriver] = []
+
+    def __repr__(self) -> str:
+        return f"Clients({self.target.display})"
+
+    def open(self, transport: Transport) -> HttpDriver | WsDriver:
+        return self.http() if transport is Transport.HTTP else self.ws()
+
+    def http(self) -> HttpDriver:
+        driver = HttpDriver(
+            self.target.http_url,
+            self.options.headers,
+            timeout=self.options.profile.request_timeout,
+        )
+        self._open.append(driver)
+        return driver
+
+    def ws(self) -> WsDriver:
+        driver = WsDriver(
+            self.target.ws_url,
+            self.options.headers,
+            timeout=self.options.profile.request_timeout,
+        )
+        self._open.append(driver)
+        return driver
+
+    def close(self) -> None:
+        for driver in self._open:
+            driver.close()
+        self._open.clear()
+
+
+@pytest.fixture
+def opamp(target: Target, conformance_options: Options) -> Iterator[Clients]:
+    """Driver factory for one test: ``opamp.open(transport)``, ``opamp.http()``, ``opamp.ws()``."""
+    clients = Clients(target, conformance_options)
+    try:
+        yield clients
+    finally:
+        clients.close()

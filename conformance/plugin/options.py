@@ -1,0 +1,111 @@
+"""Command-line options of the pytest plugin, and their parsed, validated form."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from conformance.profiles import DEFAULT_PROFILE, PROFILES, Profile
+from conformance.target import Target, TargetError, Transport, parse_header, parse_target
+
+GROUP = "fleet-conformance"
+
+
+def add_options(parser: pytest.Parser) -> None:
+    group = parser.getgroup(GROUP, "fleet-conformance: OpAMP / Elastic Fleet conformance")
+    group.addoption(
+        "--target",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="server under test (repeatable: instances of one service). A base URL gets"
+        " /v1/opamp; ws:// or wss:// selects WebSocket. Without it the bundled reference"
+        " server is started on a free loopback port and tested.",
+    )
+    group.addoption(
+        "--target-header",
+        action="append",
+        default=[],
+        metavar="'NAME: VALUE'",
+        help="header sent with every request to the target, e.g. credentials (repeatable;"
+        " the value is redacted in every report and log)",
+    )
+    group.addoption(
+        "--transport",
+        choices=["http", "ws", "auto"],
+        default="auto",
+        help="transport to test: http, ws, or auto (default: the URL's scheme, plus the other"
+        " transport when the target is detected to speak it)",
+    )
+    group.addoption(
+        "--profile",
+        choices=sorted(PROFILES),
+        default=DEFAULT_PROFILE,
+        help="run size: Hypothesis examples per property and time windows"
+        f" (default: {DEFAULT_PROFILE})",
+    )
+    group.addoption(
+        "--conformance-strict",
+        action="store_true",
+        default=False,
+        help="SHOULD findings fail the run (by default they are warnings). pytest's own"
+        " --strict implies it.",
+    )
+    group.addoption(
+        "--report-dir",
+        default="reports",
+        metavar="DIR",
+        help="where conformance.json, JUnit XML and Allure results are written (default: reports/)",
+    )
+
+
+@dataclass(frozen=True)
+class Options:
+    """The plugin's options, parsed once per session."""
+
+    targets: tuple[Target, ...]
+    headers: tuple[tuple[str, str], ...]
+    transport: str
+    profile: Profile
+    strict: bool
+    report_dir: Path
+
+    @property
+    def embedded(self) -> bool:
+        """No ``--target`` given: the bundled reference server is the target."""
+        return not self.targets
+
+    def selected_transports(self, target: Target) -> list[Transport]:
+        if self.transport == "auto":
+            return list(Transport)
+        return [Transport(self.transport)]
+
+    def primary_transport(self, target: Target) -> Transport:
+        """The transport the user asked for, or the URL's own."""
+        if self.transport == "auto":
+            return target.scheme_transport
+        return Transport(self.transport)
+
+
+def read_options(config: pytest.Config) -> Options:
+    """Parse and validate; a bad value is a usage error with a clear message."""
+    try:
+        targets = tuple(parse_target(t) for t in config.getoption("target"))
+        headers = tuple(parse_header(h) for h in config.getoption("target_header"))
+    except TargetError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    return Options(
+        targets=targets,
+        headers=headers,
+        transport=config.getoption("transport"),
+        profile=PROFILES[config.getoption("profile")],
+        strict=strict_mode(config),
+        report_dir=Path(config.getoption("report_dir")),
+    )
+
+
+def strict_mode(config: pytest.Config) -> bool:
+    """``--conformance-strict``, or pytest's own ``--strict`` (which implies it)."""
+    return bool(config.getoption("conformance_strict") or config.getoption("strict", False))

@@ -1,0 +1,136 @@
+"""Per-test verdict records and their aggregation into one verdict per requirement.
+
+Workers attach a JSON record to each test report (``user_properties``), so
+the same aggregation runs in the controller under pytest-xdist and in a plain
+single-process run.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from conformance.catalogue import CATALOGUE, Requirement
+from conformance.verdicts import Verdict, combine, verdict_for_violation, violations_of
+
+RECORD_KEY = "conformance"
+
+
+def requirement_ids(item: pytest.Item) -> list[str]:
+    """The requirement IDs a test declares with ``@pytest.mark.requirement``."""
+    ids: list[str] = []
+    for mark in item.iter_markers("requirement"):
+        ids.extend(str(a) for a in mark.args)
+    return list(dict.fromkeys(ids))
+
+
+@dataclass
+class Finding:
+    """One requirement's outcome in one test."""
+
+    requirement: str
+    verdict: Verdict
+    message: str = ""
+    evidence: str = ""
+
+    def to_json(self) -> dict[str, str]:
+        return {
+            "requirement": self.requirement,
+            "verdict": self.verdict.value,
+            "message": self.message,
+            "evidence": self.evidence,
+        }
+
+
+def findings_for(
+    requirements: list[str],
+    when: str,
+    outcome: str,
+    exc: BaseException | None,
+    skip_reason: str,
+    strict: bool,
+) -> list[Finding]:
+    """Turn one test phase's outcome into findings for the declared requirements."""
+    if outcome == "skipped":
+        return [Finding(r, Verdict.SKIP, skip_reason) for r in requirements]
+    if outcome == "passed":
+        return [Finding(r, Verdict.PASS) for r in requirements] if when == "call" else []
+    violations = violations_of(exc)
+    if not violations:
+        text = f"harness error in {when}: {type(exc).__name__}: {exc}" if exc else when
+        return [Finding(r, Verdict.ERROR, text) for r in requirements]
+    found: list[Finding] = []
+    for v in violations:
+        verdict = verdict_for_violation(CATALOGUE[v.req_id].level, strict)
+        found.append(Finding(v.req_id, verdict, v.message, v.evidence))
+    return found
+
+
+def encode(findings: list[Finding]) -> str:
+    return json.dumps([f.to_json() for f in findings])
+
+
+def decode(text: str) -> list[Finding]:
+    return [
+        Finding(d["requirement"], Verdict(d["verdict"]), d["message"], d["evidence"])
+        for d in json.loads(text)
+    ]
+
+
+@dataclass
+class RequirementResult:
+    """The aggregated verdict for one requirement over every test that checked it."""
+
+    requirement: Requirement
+    verdict: Verdict = Verdict.NOT_RUN
+    findings: list[Finding] = field(default_factory=list)
+    tests: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        req = self.requirement
+        return {
+            "id": req.id,
+            "level": req.level.value,
+            "role": req.role.value,
+            "title": req.title,
+            "source": req.source,
+            "verdict": self.verdict.value,
+            "tests": sorted(set(self.tests)),
+            "evidence": [
+                f.to_json()
+                for f in self.findings
+                if f.verdict not in (Verdict.PASS, Verdict.NOT_RUN)
+            ],
+        }
+
+
+@dataclass
+class Results:
+    """All requirements, their verdicts so far, and the tests behind them."""
+
+    by_id: dict[str, RequirementResult] = field(
+        default_factory=lambda: {rid: RequirementResult(r) for rid, r in CATALOGUE.items()}
+    )
+    seen_any: bool = False
+
+    def add(self, nodeid: str, findings: list[Finding]) -> None:
+        for finding in findings:
+            result = self.by_id[finding.requirement]
+            self.seen_any = True
+            result.tests.append(nodeid)
+            result.findings.append(finding)
+            result.verdict = combine(result.verdict, finding.verdict)
+
+    def count(self, verdict: Verdict) -> int:
+        return sum(1 for r in self.by_id.values() if r.verdict is verdict)
+
+    def exit_status(self) -> int:
+        """1 when a requirement fails, 3 when only the harness broke, else 0."""
+        if self.count(Verdict.FAIL):
+            return 1
+        if self.count(Verdict.ERROR):
+            return 3
+        return 0

@@ -1,0 +1,49 @@
+"""``conformance.json``: the machine-readable result of a run (certification artefact)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from conformance import SPEC_VERSION, __version__
+from conformance.plugin.results import Results
+from conformance.verdicts import Verdict
+
+REPORT_FORMAT = 1
+
+
+def build_report(
+    results: Results,
+    *,
+    targets: list[str],
+    profile: str,
+    strict: bool,
+    seed: str | None,
+    started: str,
+    finished: str,
+    exit_status: int,
+) -> dict[str, Any]:
+    counts = {v.value: results.count(v) for v in Verdict}
+    return {
+        "format": REPORT_FORMAT,
+        "suite": "fleet-conformance",
+        "suite_version": __version__,
+        "spec_version": SPEC_VERSION,
+        "targets": targets,
+        "profile": profile,
+        "strict": strict,
+        "hypothesis_seed": seed,
+        "started": started,
+        "finished": finished,
+        "exit_status": exit_status,
+        "counts": counts,
+        "requirements": [r.to_json() for r in results.by_id.values()],
+    }
+
+
+def write_report(report: dict[str, Any], directory: Path) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "conformance.json"
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    return path

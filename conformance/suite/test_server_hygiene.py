@@ -1,0 +1,170 @@
+"""Server protocol hygiene (rules section 4): replies, uid echo, capabilities, errors, gzip."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from conformance.checks import Transcript, expect_reply, fields_set_beside_error
+from conformance.messages import full_status, goodbye, heartbeat, new_uid
+from conformance.plugin.fixtures import Clients
+from conformance.plugin.targets import TargetSession
+from conformance.profiles import conformance_settings
+from conformance.strategies import agent_capabilities
+from conformance.target import Transport
+from conformance.verdicts import require
+from conformance.wire import AgentToServer, ServerCap
+
+#: One step an agent may take: a full message, a heartbeat, or a repeat of the last one.
+steps = st.lists(st.sampled_from(["full", "heartbeat", "duplicate"]), min_size=1, max_size=6)
+
+
+def _message(step: str, uid: bytes, seq: int, caps: int) -> AgentToServer:
+    return full_status(uid, seq, caps) if step == "full" else heartbeat(uid, seq, caps)
+
+
+@pytest.mark.requirement("SRV-REPLY")
+@conformance_settings()
+@given(caps=agent_capabilities(), plan=steps)
+def test_every_message_gets_one_reply(
+    opamp: Clients, transport: Transport, caps: int, plan: list[str]
+) -> None:
+    """Each AgentToServer, a duplicate too, is answered by one decodable ServerToAgent."""
+    driver = opamp.open(transport)
+    transcript = Transcript()
+    uid, seq = new_uid(), 0
+    last: AgentToServer | None = None
+    for step in plan:
+        if step == "duplicate" and last is not None:
+            msg = last
+        else:
+            msg = _message(step, uid, seq, caps)
+            seq += 1
+        expect_reply(transcript, driver.send(msg))
+        last = msg
+
+
+@pytest.mark.requirement("SRV-UID-ECHO")
+@conformance_settings()
+@given(caps=agent_capabilities(), first=st.sampled_from(["full", "heartbeat"]))
+def test_reply_echoes_instance_uid(
+    opamp: Clients, transport: Transport, caps: int, first: str
+) -> None:
+    """ServerToAgent.instance_uid is the uid of the agent that sent the message."""
+    driver = opamp.open(transport)
+    transcript = Transcript()
+    uid = new_uid()
+    for seq, step in enumerate([first, "heartbeat"]):
+        reply = expect_reply(transcript, driver.send(_message(step, uid, seq, caps)))
+        require(
+            "SRV-UID-ECHO",
+            reply.instance_uid == uid,
+            f"reply instance_uid {reply.instance_uid.hex() or '<empty>'} != agent's {uid.hex()}",
+            transcript.render(),
+        )
+
+
+@pytest.mark.requirement("SRV-CAPS-FIRST")
+@conformance_settings()
+@given(caps=agent_capabilities(), first=st.sampled_from(["full", "heartbeat"]))
+def test_first_reply_declares_capabilities(
+    opamp: Clients, transport: Transport, caps: int, first: str
+) -> None:
+    """The first reply to a new agent sets capabilities with AcceptsStatus and defined bits only."""
+    driver = opamp.open(transport)
+    transcript = Transcript()
+    reply = expect_reply(transcript, driver.send(_message(first, new_uid(), 0, caps)))
+    if reply.HasField("error_response"):
+        transcript.note("first reply is an error_response; capabilities judged on the next")
+        reply = expect_reply(transcript, driver.send(full_status(new_uid(), 0, caps)))
+    require(
+        "SRV-CAPS-FIRST",
+        bool(reply.capabilities & ServerCap.ACCEPTS_STATUS),
+        f"capabilities {reply.capabilities:#x} lack AcceptsStatus (0x1)",
+        transcript.render(),
+    )
+    require(
+        "SRV-CAPS-FIRST",
+        not reply.capabilities & ~ServerCap.ALL,
+        f"capabilities {reply.capabilities:#x} set undefined bits"
+        f" {reply.capabilities & ~ServerCap.ALL:#x}",
+        transcript.render(),
+    )
+
+
+def _error_probes(uid: bytes) -> list[tuple[str, AgentToServer]]:
+    """Messages a server is likely to refuse with an error_response."""
+    return [
+        ("instance_uid of 5 bytes", heartbeat(b"\x01" * 5, 0)),
+        ("instance_uid empty", heartbeat(b"", 0)),
+        ("agent_disconnect from an unknown agent", goodbye(uid, 7)),
+        ("capabilities 0", AgentToServer(instance_uid=new_uid(), sequence_num=0)),
+    ]
+
+
+@pytest.mark.requirement("SRV-ERR-EXCL")
+def test_error_response_stands_alone(
+    opamp: Clients, transport: Transport, conformance_session: TargetSession
+) -> None:
+    """A reply carrying error_response sets none of fields 3 to 11."""
+    driver = opamp.open(transport)
+    transcript = Transcript()
+    errors = 0
+    for label, msg in _error_probes(new_uid()):
+        exchange = transcript.add(driver.send(msg))
+        reply = exchange.reply
+        if reply is None or not reply.HasField("error_response"):
+            transcript.note(f"probe '{label}': no error_response")
+            continue
+        errors += 1
+        extra = fields_set_beside_error(reply)
+        require(
+            "SRV-ERR-EXCL",
+            not extra,
+            f"error_response to '{label}' came with {', '.join(extra)}",
+            transcript.render(),
+        )
+    if errors == 0:
+        pytest.skip(
+            "the target answered none of the error probes with error_response; exclusivity"
+            " could not be observed"
+        )
+
+
+@pytest.mark.requirement("SRV-GZIP")
+@conformance_settings()
+@given(caps=agent_capabilities(), plan=steps)
+def test_gzip_body_accepted_like_plain(
+    opamp: Clients, conformance_session: TargetSession, caps: int, plan: list[str]
+) -> None:
+    """The same conversation, gzip-compressed, gets the same answers as in plain bytes."""
+    reason = conformance_session.unavailable_reason(conformance_session.primary, Transport.HTTP)
+    if reason is not None:
+        pytest.skip(f"gzip request bodies are an HTTP feature: {reason}")
+    http = opamp.http()
+    transcript = Transcript()
+    plain_uid, gzip_uid = new_uid(), new_uid()
+    for seq, step in enumerate(plan):
+        plain = expect_reply(transcript, http.send(_message(step, plain_uid, seq, caps)))
+        exchange = http.send(_message(step, gzip_uid, seq, caps), gzip=True)
+        transcript.add(exchange)
+        require(
+            "SRV-GZIP",
+            exchange.reply is not None and exchange.status == transcript.exchanges[-2].status,
+            f"gzip body answered HTTP {exchange.status}"
+            f" ({exchange.problem.value if exchange.problem else 'no problem'}"
+            f" {exchange.detail}); the plain body got HTTP {transcript.exchanges[-2].status}",
+            transcript.render(),
+        )
+        assert exchange.reply is not None
+        zipped = exchange.reply
+        require(
+            "SRV-GZIP",
+            zipped.HasField("error_response") == plain.HasField("error_response")
+            and zipped.flags == plain.flags,
+            "gzip and plain bodies were answered differently"
+            f" (flags {zipped.flags:#x} vs {plain.flags:#x},"
+            f" error {zipped.HasField('error_response')} vs {plain.HasField('error_response')})",
+            transcript.render(),
+        )

@@ -1,0 +1,130 @@
+"""Verdicts and the exceptions tests raise to report a broken requirement.
+
+A test reports a broken rule by raising :class:`Violation` (or
+:class:`Violations` for several at once, see :class:`Findings`). The pytest
+plugin turns each into a verdict from the requirement's level and the
+``--strict`` switch. Any other exception in a test is a harness error, never
+counted against the target.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from conformance.catalogue import Level, get
+
+
+class Verdict(enum.Enum):
+    """The outcome for one requirement, in rising order of severity."""
+
+    NOT_RUN = "not run"
+    SKIP = "skip"
+    PASS = "pass"
+    WARN = "warn"
+    ERROR = "error"
+    FAIL = "fail"
+
+    @property
+    def rank(self) -> int:
+        return _RANK[self]
+
+    def worst(self, other: Verdict) -> Verdict:
+        """The more severe of two verdicts: status only escalates."""
+        return self if self.rank >= other.rank else other
+
+
+_RANK = {v: i for i, v in enumerate(Verdict)}
+
+
+def combine(a: Verdict, b: Verdict) -> Verdict:
+    """Merge two tests' verdicts on one requirement.
+
+    A skip never hides a verdict another test reached; otherwise the more
+    severe verdict wins.
+    """
+    if a is Verdict.SKIP and b is not Verdict.NOT_RUN:
+        return b
+    if b is Verdict.SKIP and a is not Verdict.NOT_RUN:
+        return a
+    return a.worst(b)
+
+
+def verdict_for_violation(level: Level, strict: bool) -> Verdict:
+    """A broken MUST fails; a broken SHOULD warns (fails under ``--strict``); MAY informs."""
+    if level is Level.MUST:
+        return Verdict.FAIL
+    if level is Level.SHOULD:
+        return Verdict.FAIL if strict else Verdict.WARN
+    return Verdict.PASS
+
+
+class Violation(AssertionError):
+    """A target broke requirement ``req_id``; ``evidence`` is the transcript."""
+
+    def __init__(self, req_id: str, message: str, evidence: str = "") -> None:
+        get(req_id)  # an unknown ID is a bug in the suite: fail loudly here
+        self.req_id = req_id
+        self.message = message
+        self.evidence = evidence
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        req = get(self.req_id)
+        text = f"{req.id} ({req.level.value}) violated: {self.message}\n  rule: {req.title}"
+        text += f"\n  spec: {req.source}"
+        if self.evidence:
+            text += "\n  evidence:\n" + _indent(self.evidence, "    ")
+        return text
+
+
+class Violations(AssertionError):
+    """Several violations found by one test."""
+
+    def __init__(self, items: Iterable[Violation]) -> None:
+        self.items = list(items)
+        super().__init__("\n\n".join(v.render() for v in self.items))
+
+
+def violations_of(exc: BaseException | None) -> list[Violation]:
+    """The violations an exception carries (none for a harness error)."""
+    if isinstance(exc, Violation):
+        return [exc]
+    if isinstance(exc, Violations):
+        return list(exc.items)
+    return []
+
+
+def require(req_id: str, condition: bool, message: str, evidence: str = "") -> None:
+    """Raise :class:`Violation` for ``req_id`` unless ``condition`` holds."""
+    if not condition:
+        raise Violation(req_id, message, evidence)
+
+
+@dataclass
+class Findings:
+    """Collects violations during a test and raises them together at the end.
+
+    Used for SHOULD rules that are counted over a whole run ("flag on 37 of
+    37 contiguous messages") rather than failing at the first instance.
+    """
+
+    items: list[Violation] = field(default_factory=list)
+
+    def add(self, req_id: str, message: str, evidence: str = "") -> None:
+        self.items.append(Violation(req_id, message, evidence))
+
+    def check(self, req_id: str, condition: bool, message: str, evidence: str = "") -> None:
+        if not condition:
+            self.add(req_id, message, evidence)
+
+    def raise_if_any(self) -> None:
+        if len(self.items) == 1:
+            raise self.items[0]
+        if self.items:
+            raise Violations(self.items)
+
+
+def _indent(text: str, prefix: str) -> str:
+    return "\n".join(prefix + line for line in text.splitlines())
