@@ -161,14 +161,34 @@ def gzip_bytes(data: bytes) -> bytes:
     return gzip.compress(data, mtime=0)
 
 
+#: How many gzip members :func:`gunzip_bounded` reads before giving up.
+MAX_GZIP_MEMBERS = 32
+
+
 class TooLarge(ValueError):
     """A body larger than the allowed limit after decompression."""
 
 
 def gunzip_bounded(data: bytes, limit: int) -> bytes:
-    """Decompress gzip ``data``; raise :class:`TooLarge` past ``limit`` bytes."""
+    """Decompress gzip ``data``; raise :class:`TooLarge` past ``limit`` bytes.
+
+    A gzip stream may hold several members (RFC 1952): all are read, zero
+    padding between them is skipped (as :func:`gzip.decompress` does), and
+    anything else after a member is an error. At most
+    :data:`MAX_GZIP_MEMBERS` members are read, which keeps the work linear.
+    """
     decomp = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
     out = decomp.decompress(data, limit + 1)
+    members = 1
+    while decomp.eof and len(out) <= limit:
+        rest = decomp.unused_data.lstrip(b"\x00")
+        if not rest:
+            break
+        if members >= MAX_GZIP_MEMBERS:
+            raise zlib.error(f"more than {MAX_GZIP_MEMBERS} gzip members")
+        members += 1
+        decomp = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        out += decomp.decompress(rest, limit + 1 - len(out))
     if len(out) > limit or decomp.unconsumed_tail:
         raise TooLarge(f"decompressed body exceeds {limit} bytes")
     if not decomp.eof:

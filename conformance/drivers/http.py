@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import socket
+import threading
 import time
 import uuid
 import zlib
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import httpx
 
@@ -49,6 +53,24 @@ class HttpDriver:
         self._client = httpx.Client(
             timeout=httpx.Timeout(timeout), follow_redirects=False, trust_env=False
         )
+        # httpx timeouts bound each read, not the whole request: a server that
+        # trickles its headers would never time out. The sockets this driver
+        # opens are kept so a watchdog can cut a request at its deadline.
+        self._sockets: list[socket.socket] = []
+
+    def _trace(self, event: str, info: Mapping[str, Any]) -> None:
+        """httpcore trace hook: remember each socket the pool opens."""
+        if event.endswith((".connect_tcp.complete", ".start_tls.complete")):
+            sock = info["return_value"].get_extra_info("socket")
+            if isinstance(sock, socket.socket):
+                self._sockets = [s for s in self._sockets if s.fileno() != -1] + [sock]
+
+    def _cut(self, fired: threading.Event) -> None:
+        """Deadline reached: shut the driver's sockets down so a blocked read returns."""
+        fired.set()
+        for sock in self._sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
     def close(self) -> None:
         self._client.close()
@@ -100,10 +122,19 @@ class HttpDriver:
         deadline = attempt.started + limit
         status: int | None = None
         resp_headers: dict[str, str] = {}
+        fired = threading.Event()
+        watchdog = threading.Timer(limit, self._cut, args=(fired,))
+        watchdog.daemon = True
         try:
             request = self._client.build_request(
-                method, self.url, content=body, headers=all_headers, timeout=httpx.Timeout(limit)
+                method,
+                self.url,
+                content=body,
+                headers=all_headers,
+                timeout=httpx.Timeout(limit),
+                extensions={"trace": self._trace},
             )
+            watchdog.start()
             response = self._client.send(request, stream=True)
             try:
                 status = response.status_code
@@ -125,12 +156,21 @@ class HttpDriver:
         except httpx.ConnectError as exc:
             return attempt.finish(problem=Problem.CONNECT, detail=str(exc) or type(exc).__name__)
         except (httpx.TransportError, httpx.DecodingError) as exc:
+            if fired.is_set():
+                return attempt.finish(
+                    status=status,
+                    headers=resp_headers,
+                    problem=Problem.TIMEOUT,
+                    detail=f"no complete answer after {limit:g} s",
+                )
             return attempt.finish(
                 status=status,
                 headers=resp_headers,
                 problem=Problem.DISCONNECTED,
                 detail=f"{type(exc).__name__}: {exc}",
             )
+        finally:
+            watchdog.cancel()
         return _decode_reply(attempt, status, resp_headers, raw, self.max_reply_bytes)
 
 

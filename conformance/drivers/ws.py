@@ -12,6 +12,7 @@ from websockets.exceptions import (
     InvalidURI,
     PayloadTooBig,
 )
+from websockets.frames import CloseCode
 from websockets.sync.client import ClientConnection, connect
 
 from conformance.drivers.exchange import Attempt, Exchange, Problem
@@ -136,6 +137,11 @@ class WsDriver:
             return attempt.finish(status=SWITCHING, problem=Problem.TOO_LARGE, detail=str(exc))
         except (ConnectionClosed, OSError) as exc:
             self.close()
+            # websockets reports an oversized message by closing with 1009 and
+            # raising ConnectionClosedError, not PayloadTooBig.
+            sent_close = exc.sent if isinstance(exc, ConnectionClosed) else None
+            if sent_close is not None and sent_close.code == CloseCode.MESSAGE_TOO_BIG:
+                return attempt.finish(status=SWITCHING, problem=Problem.TOO_LARGE, detail=str(exc))
             return attempt.finish(
                 status=SWITCHING,
                 problem=Problem.DISCONNECTED,

@@ -20,7 +20,12 @@ from conformance.plugin.fixtures import (
     target,
     transport,
 )
-from conformance.plugin.options import add_options, read_options, strict_mode
+from conformance.plugin.options import (
+    add_options,
+    check_path_option_form,
+    read_options,
+    strict_mode,
+)
 from conformance.plugin.results import (
     RECORD_KEY,
     Results,
@@ -33,7 +38,7 @@ from conformance.plugin.summary import write_summary
 from conformance.plugin.targets import Unreachable, check_reachable
 from conformance.report_json import build_report, write_report
 from conformance.target import redact_header
-from conformance.verdicts import Verdict
+from conformance.verdicts import Verdict, violations_of
 
 __all__ = [
     "conformance_options",
@@ -68,6 +73,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         "requirement(*ids): the catalogue requirement IDs this test checks (fleet-conformance)",
     )
+    check_path_option_form(list(config.invocation_params.args))
     options = read_options(config)
     profiles.activate(options.profile.name)
     config.stash[RESULTS] = Results()
@@ -152,6 +158,10 @@ def pytest_runtest_makereport(
         # A SHOULD finding outside --strict: the test passes, the warning is kept.
         report.outcome = "passed"
         report.longrepr = None
+    elif report.failed and violations_of(exc) and item.config.get_verbosity() < 1:
+        # A finding, not a crash: show the requirement and its evidence, not a traceback.
+        assert exc is not None
+        report.longrepr = "\n".join([str(exc), *getattr(exc, "__notes__", [])])
     report.user_properties.append((RECORD_KEY, encode(findings)))
     return report
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,6 +55,13 @@ def add_options(parser: pytest.Parser) -> None:
         " --strict implies it.",
     )
     group.addoption(
+        "--request-timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="bound on each request/reply exchange (default: the profile's, 5 s for quick)",
+    )
+    group.addoption(
         "--report-dir",
         default="reports",
         metavar="DIR",
@@ -89,6 +97,21 @@ class Options:
         return Transport(self.transport)
 
 
+#: Options whose value is a path. pytest finds its rootdir and ini file before
+#: plugins load, so a path given as a separate word is taken for a test path.
+PATH_OPTIONS = ("--report-dir",)
+
+
+def check_path_option_form(args: list[str] | tuple[str, ...]) -> None:
+    """Insist on ``--report-dir=DIR``; ``--report-dir DIR`` would skew pytest's rootdir."""
+    for name in PATH_OPTIONS:
+        if name in args:
+            raise pytest.UsageError(
+                f"write {name}=VALUE with '=': pytest reads a separate value as a test path"
+                " before plugins load, which changes the rootdir and the tests collected"
+            )
+
+
 def read_options(config: pytest.Config) -> Options:
     """Parse and validate; a bad value is a usage error with a clear message."""
     try:
@@ -96,11 +119,17 @@ def read_options(config: pytest.Config) -> Options:
         headers = tuple(parse_header(h) for h in config.getoption("target_header"))
     except TargetError as exc:
         raise pytest.UsageError(str(exc)) from None
+    profile = PROFILES[config.getoption("profile")]
+    timeout = config.getoption("request_timeout")
+    if timeout is not None:
+        if not 0 < timeout <= 600:
+            raise pytest.UsageError("--request-timeout must be between 0 and 600 seconds")
+        profile = dataclasses.replace(profile, request_timeout=timeout)
     return Options(
         targets=targets,
         headers=headers,
         transport=config.getoption("transport"),
-        profile=PROFILES[config.getoption("profile")],
+        profile=profile,
         strict=strict_mode(config),
         report_dir=Path(config.getoption("report_dir")),
     )

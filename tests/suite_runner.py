@@ -1,0 +1,61 @@
+"""Running the real conformance suite as a subprocess, the way a user would."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import conformance.suite
+
+SUITE_DIR = Path(next(iter(conformance.suite.__path__)))
+REPO = SUITE_DIR.parent.parent
+#: Bound on one whole suite run in the self-tests, in seconds.
+RUN_TIMEOUT = 300
+
+
+@dataclass
+class SuiteRun:
+    """Exit code, console output and the parsed conformance.json of one run."""
+
+    returncode: int
+    output: str
+    report: dict[str, Any] | None
+
+    def ids(self, verdict: str) -> set[str]:
+        assert self.report is not None, self.output
+        return {r["id"] for r in self.report["requirements"] if r["verdict"] == verdict}
+
+
+def run_suite(args: list[str], workdir: Path, timeout: float = RUN_TIMEOUT) -> SuiteRun:
+    """Run ``pytest <suite> ARGS`` in ``workdir`` (own Hypothesis database) and collect results."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    report_dir = workdir / "reports"
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        str(SUITE_DIR),
+        f"--rootdir={REPO}",
+        f"--report-dir={report_dir}",
+        "-p",
+        "no:cacheprovider",
+        *args,
+    ]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    proc = subprocess.run(
+        command,
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        stdin=subprocess.DEVNULL,
+    )
+    path = report_dir / "conformance.json"
+    report = json.loads(path.read_text()) if path.exists() else None
+    return SuiteRun(proc.returncode, proc.stdout + proc.stderr, report)

@@ -1,0 +1,164 @@
+"""The plugin as a user meets it: options, bad input, real targets, redaction, exit codes."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conformance.catalogue import CATALOGUE
+from conformance.plugin.embedded import EmbeddedServer
+from tests.suite_runner import REPO, SUITE_DIR, run_suite
+
+OPTIONS = [
+    "--target",
+    "--target-header",
+    "--transport",
+    "--profile",
+    "--conformance-strict",
+    "--strict",
+    "--report-dir",
+    "--request-timeout",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def reference() -> object:
+    server = EmbeddedServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_help_lists_every_option() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    ).stdout
+    section = out[out.index("fleet-conformance") :]
+    for option in OPTIONS:
+        assert option in (section if option != "--strict" else out), option
+    assert "redacted" in section and "quick" in section and "nightly" in section
+
+
+def test_embedded_reference_passes_and_writes_reports(tmp_path: Path) -> None:
+    run = run_suite(["-q"], tmp_path)
+    assert run.returncode == 0, run.output
+    assert run.report is not None
+    assert run.ids("pass") == set(CATALOGUE)
+    assert run.report["targets"] == ["embedded reference server (fixtures.reference.server)"]
+    assert (tmp_path / "reports" / "junit.xml").exists()
+    assert "fleet-conformance verdicts" in run.output
+
+
+@pytest.mark.parametrize("scheme", ["http", "ws"])
+def test_separately_started_reference_passes(
+    scheme: str, reference: EmbeddedServer, tmp_path: Path
+) -> None:
+    url = reference.url.replace("http://", f"{scheme}://")
+    run = run_suite([f"--target={url}", "-q"], tmp_path)
+    assert run.returncode == 0, run.output
+    assert run.ids("pass") == set(CATALOGUE), run.output
+    assert "[http]" in run.output or "passed" in run.output
+
+
+def test_xdist_workers_report_to_one_file(tmp_path: Path) -> None:
+    run = run_suite(["-n", "2", "-q"], tmp_path)
+    assert run.returncode == 0, run.output
+    assert run.ids("pass") == set(CATALOGUE)
+
+
+def test_unreachable_target_is_one_clear_error(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    started = time.monotonic()
+    run = run_suite([f"--target={url}"], tmp_path, timeout=60)
+    assert run.returncode == 4, run.output
+    assert "unreachable" in run.output and url in run.output
+    assert "FAILED" not in run.output
+    assert time.monotonic() - started < 30
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--target=ftp://example"], "scheme must be http"),
+        (["--target-header", "no-colon-here"], "Name: value"),
+        (["--profile=huge"], "invalid choice"),
+        (["--request-timeout=0"], "--request-timeout"),
+        (["--report-dir", "/tmp"], "--report-dir=VALUE"),
+    ],
+)
+def test_bad_options_are_usage_errors(args: list[str], message: str, tmp_path: Path) -> None:
+    run = run_suite(args, tmp_path, timeout=60)
+    assert run.returncode == 4, run.output
+    assert message in run.output
+
+
+def test_credentials_are_redacted_everywhere(tmp_path: Path) -> None:
+    secret = "Bearer s3cr3t-token-value"
+    server = EmbeddedServer(args=["--auth-header", f"Authorization: {secret}"])
+    url = server.start()
+    try:
+        denied = run_suite([f"--target={url}", "-q", "-x"], tmp_path / "denied")
+        allowed = run_suite(
+            [f"--target={url}", "--target-header", f"Authorization: {secret}", "-v"],
+            tmp_path / "allowed",
+        )
+    finally:
+        server.stop()
+    assert denied.returncode == 1, denied.output
+    assert allowed.returncode == 0, allowed.output
+    assert "Authorization: Be***" in allowed.output
+    for path in (tmp_path / "allowed").rglob("*"):
+        if path.is_file():
+            assert "s3cr3t" not in path.read_text(errors="replace"), path
+    assert "s3cr3t" not in allowed.output
+
+
+def test_target_killed_mid_run_ends_with_verdicts(tmp_path: Path) -> None:
+    server = EmbeddedServer()
+    url = server.start()
+    report_dir = tmp_path / "reports"
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        str(SUITE_DIR),
+        f"--rootdir={REPO}",
+        f"--target={url}",
+        "--profile=nightly",
+        "--request-timeout=1",
+        f"--report-dir={report_dir}",
+        "-p",
+        "no:cacheprovider",
+        "-q",
+    ]
+    suite = subprocess.Popen(
+        command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        time.sleep(2.0)
+        server.stop()
+        output, _ = suite.communicate(timeout=240)
+    finally:
+        if suite.poll() is None:
+            suite.kill()
+        server.stop()
+    assert suite.returncode == 1, output
+    assert "could not connect" in output or "connection dropped" in output, output[-3000:]
+    assert (report_dir / "conformance.json").exists()
