@@ -33,7 +33,13 @@ from conformance.wire import (
     parse_agent_to_server,
     ws_frame,
 )
-from tests.misbehaving import AiohttpServer, RawServer, read_http_request, refused_port
+from tests.misbehaving import (
+    AiohttpServer,
+    RawHandler,
+    RawServer,
+    read_http_request,
+    refused_port,
+)
 
 UID = uuid.UUID("0190f3a2-7b4c-7d3e-9a1b-0c2d3e4f5a6b").bytes
 KiB = 1024
@@ -224,6 +230,17 @@ def build_app(captured: Captured) -> web.Application:
                 captured.headers.append(dict(request.headers))
         return ws
 
+    @routes.get("/ws/record")
+    async def ws_record(request: web.Request) -> web.WebSocketResponse:
+        ws = await _open(request)
+        async for msg in ws:
+            if msg.type is WSMsgType.BINARY:
+                captured.bodies.append(msg.data)
+            elif msg.type is WSMsgType.TEXT:
+                captured.bodies.append(msg.data.encode())
+            await ws.send_bytes(ws_frame(server_reply().SerializeToString()))
+        return ws
+
     @routes.get("/ws/unauthorized")
     async def ws_unauthorized(request: web.Request) -> web.Response:
         return web.Response(status=401, text="who are you?")
@@ -248,12 +265,16 @@ def app_server(captured: Captured) -> Iterator[AiohttpServer]:
         server.stop()
 
 
+#: Starts a raw server running a handler and returns its URL.
+RawStarter = Callable[[RawHandler], str]
+
+
 @pytest.fixture
-def raw_server() -> Iterator[Callable[[Callable[[socket.socket, threading.Event], None]], str]]:
+def raw_server() -> Iterator[RawStarter]:
     """Start raw servers with a given handler; all are stopped at teardown."""
     servers: list[RawServer] = []
 
-    def start(handler: Callable[[socket.socket, threading.Event], None]) -> str:
+    def start(handler: RawHandler) -> str:
         server = RawServer(handler).start()
         servers.append(server)
         return server.url()
@@ -263,9 +284,6 @@ def raw_server() -> Iterator[Callable[[Callable[[socket.socket, threading.Event]
     finally:
         for server in servers:
             server.stop()
-
-
-RawStarter = Callable[[Callable[[socket.socket, threading.Event], None]], str]
 
 
 @pytest.fixture
@@ -285,9 +303,10 @@ def ws(url: str, *, timeout: float = 5.0, max_reply_bytes: int = 64 * MiB) -> Ws
     return WsDriver(url, timeout=timeout, max_reply_bytes=max_reply_bytes)
 
 
-def send_http(driver: HttpDriver, seq: int = 1, **kwargs: bool) -> Exchange:
+def send_http(driver: HttpDriver, seq: int = 1) -> Exchange:
+    """Send one full-status message, then close the driver."""
     with driver:
-        return driver.send(full_status(UID, seq), **kwargs)
+        return driver.send(full_status(UID, seq))
 
 
 # --------------------------------------------------------------------------
@@ -473,7 +492,7 @@ def _close_inside_body(conn: socket.socket, stop: threading.Event) -> None:
     conn.shutdown(socket.SHUT_RDWR)
 
 
-def _trickle(head: bytes, interval: float) -> Callable[[socket.socket, threading.Event], None]:
+def _trickle(head: bytes, interval: float) -> RawHandler:
     """Send ``head`` at once, then one body byte per ``interval``."""
 
     def handler(conn: socket.socket, stop: threading.Event) -> None:
@@ -525,9 +544,7 @@ def test_http_per_call_timeout_overrides(raw_server: RawStarter) -> None:
         pytest.param(_close_inside_body, id="close-inside-body"),
     ],
 )
-def test_http_server_closes(
-    raw_server: RawStarter, handler: Callable[[socket.socket, threading.Event], None]
-) -> None:
+def test_http_server_closes(raw_server: RawStarter, handler: RawHandler) -> None:
     url = raw_server(handler)
     started = time.monotonic()
     ex = send_http(http(url, timeout=SHORT))
@@ -548,8 +565,7 @@ def test_http_nothing_listening(refused_url: str) -> None:
 
 def test_http_body_trickles_past_deadline(raw_server: RawStarter) -> None:
     head = (
-        b"HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\n"
-        b"Content-Length: 1000\r\n\r\n"
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\nContent-Length: 1000\r\n\r\n"
     )
     url = raw_server(_trickle(head, 0.1))
     started = time.monotonic()
@@ -658,12 +674,19 @@ def test_ws_headers_sent_at_upgrade(app_server: AiohttpServer, captured: Capture
     assert headers["Authorization"] == "Bearer t0k"
 
 
-def test_ws_send_with_non_zero_header(app_server: AiohttpServer) -> None:
-    # The driver frames what it is told to; the echo server strips one byte.
-    with ws(app_server.url("/ws/silent", "ws"), timeout=SHORT) as driver:
-        ex = driver.send(full_status(UID, 1), header=5)
-    assert ex.sent_bytes == len(agent_message()) + 1
-    assert ex.problem is Problem.TIMEOUT
+def test_ws_outgoing_framing(app_server: AiohttpServer, captured: Captured) -> None:
+    before = len(captured.bodies)
+    with ws(app_server.url("/ws/record", "ws")) as driver:
+        plain = driver.send(full_status(UID, 1))
+        odd = driver.send(full_status(UID, 1), header=300)
+        text = driver.send_raw("not binary")
+    assert plain.ok and odd.ok and text.ok, (plain.summary(), odd.summary(), text.summary())
+    (plain_data, odd_data, text_data) = captured.bodies[before:]
+    assert plain_data == b"\x00" + agent_message()
+    assert odd_data == b"\xac\x02" + agent_message()
+    assert text_data == b"not binary"
+    assert plain.sent_bytes == len(plain_data)
+    assert odd.sent_bytes == len(odd_data)
 
 
 @pytest.mark.parametrize(
@@ -741,6 +764,14 @@ def _ws_then_bad_frame(conn: socket.socket, stop: threading.Event) -> None:
     stop.wait(2.0)
 
 
+def _ws_then_huge_frame(conn: socket.socket, stop: threading.Event) -> None:
+    """Announce a 1 MiB binary frame, send a little of it, keep the socket open."""
+    _ws_handshake(conn)
+    conn.recv(65536)
+    conn.sendall(b"\x82\x7f" + MiB.to_bytes(8, "big") + bytes(1024))
+    stop.wait(2.0)
+
+
 def _ws_then_hang_up(conn: socket.socket, stop: threading.Event) -> None:
     _ws_handshake(conn)
     conn.recv(65536)
@@ -754,9 +785,7 @@ def _ws_then_hang_up(conn: socket.socket, stop: threading.Event) -> None:
         pytest.param(_ws_then_hang_up, id="tcp-hang-up"),
     ],
 )
-def test_ws_broken_after_upgrade(
-    raw_server: RawStarter, handler: Callable[[socket.socket, threading.Event], None]
-) -> None:
+def test_ws_broken_after_upgrade(raw_server: RawStarter, handler: RawHandler) -> None:
     url = raw_server(handler).replace("http://", "ws://")
     started = time.monotonic()
     with ws(url, timeout=SHORT) as driver:
@@ -808,6 +837,17 @@ def test_ws_message_over_limit(app_server: AiohttpServer) -> None:
     check_bounded(started, 5.0)
     assert ex.problem is Problem.TOO_LARGE, ex.summary()
     assert ex.reply is None
+
+
+def test_ws_message_over_limit_server_lingers(raw_server: RawStarter) -> None:
+    # The server neither finishes the frame nor closes TCP after our 1009 close.
+    url = raw_server(_ws_then_huge_frame).replace("http://", "ws://")
+    started = time.monotonic()
+    with ws(url, timeout=SHORT, max_reply_bytes=64 * KiB) as driver:
+        ex = driver.send(full_status(UID, 1))
+        assert not driver.connected
+    check_bounded(started, 2 * SHORT)
+    assert ex.problem is Problem.TOO_LARGE, ex.summary()
 
 
 def test_ws_reconnect_after_close(app_server: AiohttpServer) -> None:

@@ -314,11 +314,7 @@ def _reference_expectation(history: AgentHistory, msg: AgentToServer) -> FlagExp
     if is_full_status(msg):
         return FlagExpectation.SHOULD_NOT_SET
     seq = msg.sequence_num
-    must = (
-        not history.known
-        or seq != history.last_seq + 1
-        or (history.said_goodbye and seq == 0)
-    )
+    must = not history.known or seq != history.last_seq + 1 or (history.said_goodbye and seq == 0)
     if must:
         return FlagExpectation.MUST_SET
     if history.said_goodbye or history.awaiting_full:
@@ -358,7 +354,7 @@ def test_oracle_matches_table(
 def test_next_history_learns_the_agent() -> None:
     after = next_history(UNKNOWN, partial(3), flag_sent=True)
     assert after == AgentHistory(known=True, last_seq=3, said_goodbye=False, awaiting_full=True)
-    assert UNKNOWN == AgentHistory()  # the input is not mutated
+    assert AgentHistory() == UNKNOWN  # the input is not mutated
 
 
 def test_next_history_full_first_message_not_awaiting() -> None:

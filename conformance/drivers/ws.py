@@ -12,7 +12,8 @@ from websockets.exceptions import (
     InvalidURI,
     PayloadTooBig,
 )
-from websockets.frames import CloseCode
+from websockets.frames import Close, CloseCode
+from websockets.protocol import State
 from websockets.sync.client import ClientConnection, connect
 
 from conformance.drivers.exchange import Attempt, Exchange, Problem
@@ -129,25 +130,40 @@ class WsDriver:
             conn.send(data)
             answer = conn.recv(timeout=limit)
         except TimeoutError:
-            return attempt.finish(
-                status=SWITCHING, problem=Problem.TIMEOUT, detail=f"no message within {limit:g} s"
-            )
+            if conn.state is State.OPEN:
+                # A late answer would be taken for the reply to the next
+                # message: start the next exchange on a fresh socket instead.
+                self.close()
+                return attempt.finish(
+                    status=SWITCHING,
+                    problem=Problem.TIMEOUT,
+                    detail=f"no message within {limit:g} s",
+                )
+            # We already failed the connection (sent a close frame after a
+            # protocol error or an oversized message) and the server has not
+            # closed TCP yet: the socket is gone, not silent.
+            closing = conn.protocol.close_sent
+            self.close()
+            return _dropped(attempt, closing, f"connection closing: sent {closing}")
         except PayloadTooBig as exc:
             self.close()
             return attempt.finish(status=SWITCHING, problem=Problem.TOO_LARGE, detail=str(exc))
         except (ConnectionClosed, OSError) as exc:
             self.close()
-            # websockets reports an oversized message by closing with 1009 and
-            # raising ConnectionClosedError, not PayloadTooBig.
             sent_close = exc.sent if isinstance(exc, ConnectionClosed) else None
-            if sent_close is not None and sent_close.code == CloseCode.MESSAGE_TOO_BIG:
-                return attempt.finish(status=SWITCHING, problem=Problem.TOO_LARGE, detail=str(exc))
-            return attempt.finish(
-                status=SWITCHING,
-                problem=Problem.DISCONNECTED,
-                detail=f"{type(exc).__name__}: {exc}",
-            )
+            return _dropped(attempt, sent_close, f"{type(exc).__name__}: {exc}")
         return _decode_message(attempt, answer)
+
+
+def _dropped(attempt: Attempt, sent_close: Close | None, detail: str) -> Exchange:
+    """The socket closed while waiting for an answer.
+
+    websockets reports an oversized message by closing with 1009 and raising
+    ConnectionClosedError, not PayloadTooBig: that close code means TOO_LARGE.
+    """
+    if sent_close is not None and sent_close.code == CloseCode.MESSAGE_TOO_BIG:
+        return attempt.finish(status=SWITCHING, problem=Problem.TOO_LARGE, detail=detail)
+    return attempt.finish(status=SWITCHING, problem=Problem.DISCONNECTED, detail=detail)
 
 
 def _decode_message(attempt: Attempt, answer: bytes | str) -> Exchange:
