@@ -89,6 +89,63 @@ REQUIREMENTS: tuple[Requirement, ...] = (
     ),
 )
 
+# Drift detection: when the server must (or should not) ask for full status.
+REQUIREMENTS += (
+    Requirement(
+        "SRV-FS-GAP",
+        Level.MUST,
+        _S,
+        "A known agent whose sequence_num is not last + 1 (gap, duplicate, backwards, reset)"
+        " and whose status is partial is asked for full status (ReportFullState)",
+        _spec("agenttoserversequence_num"),
+    ),
+    Requirement(
+        "SRV-FS-NEW",
+        Level.MUST,
+        _S,
+        "An agent the server does not know, sending partial status, is asked for full status",
+        _spec("agenttoserversequence_num"),
+    ),
+    Requirement(
+        "SRV-FS-RECONNECT",
+        Level.MUST,
+        _S,
+        "An agent that said goodbye (agent_disconnect) and comes back with sequence_num 0 and"
+        " partial status is asked for full status",
+        _spec("agenttoserveragent_disconnect"),
+    ),
+    Requirement(
+        "SRV-FS-CAPS",
+        Level.MUST,
+        _S,
+        "Full status is judged against the agent's declared capabilities: a message missing a"
+        " sub-message a declared capability requires is not full, even with agent_description",
+        _spec("agenttoservercapabilities"),
+    ),
+    Requirement(
+        "SRV-FS-QUIET",
+        Level.SHOULD,
+        _S,
+        "A known agent with a contiguous sequence_num is not asked for full status",
+        _spec("servertoagentflags"),
+    ),
+    Requirement(
+        "SRV-FS-QUIET-FULL",
+        Level.SHOULD,
+        _S,
+        "An agent that has just sent full status is not asked for it again",
+        _spec("servertoagentflags"),
+    ),
+    Requirement(
+        "SRV-FS-CONVERGE",
+        Level.SHOULD,
+        _S,
+        "An agent that answers every ReportFullState at once with full, contiguous status"
+        " is soon left in peace: the exchange settles instead of looping",
+        _spec("servertoagentflags"),
+    ),
+)
+
 CATALOGUE: dict[str, Requirement] = {r.id: r for r in REQUIREMENTS}
 
 

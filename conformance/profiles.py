@@ -19,6 +19,8 @@ class Profile:
     request_timeout: float
     #: Bound on checking that a target is reachable at session start, in seconds.
     probe_timeout: float
+    #: Time a failing property may spend shrinking after its first failure, in seconds.
+    shrink_seconds: float
 
     def hypothesis_settings(self, **overrides: Any) -> settings:
         """Hypothesis settings for this profile; ``deadline`` is always off."""
@@ -39,10 +41,20 @@ class Profile:
 
 PROFILES: dict[str, Profile] = {
     "quick": Profile(
-        "quick", max_examples=15, stateful_step_count=20, request_timeout=5.0, probe_timeout=5.0
+        "quick",
+        max_examples=25,
+        stateful_step_count=20,
+        request_timeout=5.0,
+        probe_timeout=5.0,
+        shrink_seconds=5.0,
     ),
     "full": Profile(
-        "full", max_examples=60, stateful_step_count=40, request_timeout=5.0, probe_timeout=10.0
+        "full",
+        max_examples=60,
+        stateful_step_count=40,
+        request_timeout=5.0,
+        probe_timeout=10.0,
+        shrink_seconds=30.0,
     ),
     "nightly": Profile(
         "nightly",
@@ -50,6 +62,7 @@ PROFILES: dict[str, Profile] = {
         stateful_step_count=80,
         request_timeout=10.0,
         probe_timeout=15.0,
+        shrink_seconds=60.0,
     ),
 }
 DEFAULT_PROFILE = "quick"

@@ -161,9 +161,27 @@ def pytest_runtest_makereport(
     elif report.failed and violations_of(exc) and item.config.get_verbosity() < 1:
         # A finding, not a crash: show the requirement and its evidence, not a traceback.
         assert exc is not None
-        report.longrepr = "\n".join([str(exc), *getattr(exc, "__notes__", [])])
+        notes = getattr(exc, "__notes__", [])
+        report.longrepr = "\n".join([str(exc), *notes, _reproduce_hint(item)])
     report.user_properties.append((RECORD_KEY, encode(findings)))
     return report
+
+
+def _reproduce_hint(item: pytest.Item) -> str:
+    """How to run this one test again against the same target."""
+    config = item.config
+    words = [f"pytest '{item.nodeid}'"]
+    words += [f"--target={t}" for t in config.getoption("target")]
+    if config.getoption("target_header"):
+        words.append("--target-header '...'")
+    seed = _seed(config)
+    if seed is not None:
+        words.append(f"--hypothesis-seed={seed}")
+        return "reproduce: " + " ".join(words)
+    return (
+        "reproduce: " + " ".join(words) + " (with the @reproduce_failure line above for the"
+        " exact example, or --hypothesis-seed=N to fix the whole search)"
+    )
 
 
 class _Recorder:

@@ -1,0 +1,81 @@
+"""Property tests with a bounded cost: Hypothesis settings from the profile, and a shrink budget.
+
+Shrinking replays a failing conversation many times; against a target that
+times out, each replay costs a full timeout. :class:`ShrinkBudget` stops the
+search for smaller examples once the profile's ``shrink_seconds`` have passed
+since the first failure: later new examples are rejected, while examples
+already seen give the same outcome again from a cache (Hypothesis replays
+examples and insists on consistent answers), so Hypothesis still reports the
+smallest failure found so far.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable
+from typing import Any
+
+from hypothesis import given, reject
+from hypothesis.strategies import SearchStrategy
+
+from conformance.profiles import active, conformance_settings
+from conformance.verdicts import Violation, Violations
+
+
+class ShrinkBudget:
+    """Remembers failing examples and ends the search once the budget is spent."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.first_failure: float | None = None
+        #: Outcome of every example run so far: the violation, or None for a pass.
+        self.outcomes: dict[str, Violation | Violations | None] = {}
+
+    def exhausted(self) -> bool:
+        return (
+            self.first_failure is not None and time.monotonic() - self.first_failure > self.seconds
+        )
+
+    def run(self, key: str, body: Callable[[], None]) -> None:
+        if key in self.outcomes:
+            # Hypothesis replays examples; once the budget is spent the network
+            # is not asked again, and a replay must agree with the first run.
+            known = self.outcomes[key]
+            if known is not None:
+                raise known
+            if self.exhausted():
+                return
+        if self.exhausted():
+            reject()
+        try:
+            body()
+        except (Violation, Violations) as exc:
+            if self.first_failure is None:
+                self.first_failure = time.monotonic()
+            self.outcomes[key] = exc
+            raise
+        self.outcomes[key] = None
+
+
+def conformance_property(
+    **strategies: SearchStrategy[Any],
+) -> Callable[[Callable[..., None]], Callable[[], None]]:
+    """Turn ``fn(**generated)`` into a Hypothesis test run with the active profile.
+
+    Define it inside the pytest test and call it there, so that every test
+    call gets a fresh shrink budget.
+    """
+
+    def decorate(fn: Callable[..., None]) -> Callable[[], None]:
+        budget = ShrinkBudget(active().shrink_seconds)
+
+        @functools.wraps(fn)
+        def body(**kwargs: Any) -> None:
+            key = repr(sorted(kwargs.items()))
+            budget.run(key, lambda: fn(**kwargs))
+
+        runner: Callable[[], None] = conformance_settings()(given(**strategies)(body))
+        return runner
+
+    return decorate
