@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from hypothesis import strategies as st
 
 from conformance.checks import Transcript, expect_reply
-from conformance.drivers.http import HttpDriver
+from conformance.drivers.factory import OpAMPDriver
 from conformance.drivers.ws import WsDriver
 from conformance.messages import full_status, goodbye, partial_status
 from conformance.model.fullstate import (
@@ -307,7 +307,7 @@ _CHANCE_NAMES = {
 class _Agent:
     name: str
     plan: AgentPlan
-    driver: HttpDriver | WsDriver
+    driver: OpAMPDriver
     uid: bytes
     caps: int
     seq: int = -1
@@ -318,7 +318,7 @@ class _Agent:
     uncertain: bool = False
 
 
-Opener = Callable[[], HttpDriver | WsDriver]
+Opener = Callable[[], OpAMPDriver]
 
 
 class DriftRun:
@@ -363,7 +363,7 @@ class DriftRun:
     def _step(self, agent: _Agent, step: Step) -> None:
         kind, content, arg = step.kind, step.content, step.arg
         mask = agent.plan.mask ^ arg
-        if kind is Kind.NEXT or (kind is Kind.REOPEN and isinstance(agent.driver, HttpDriver)):
+        if kind is Kind.NEXT or (kind is Kind.REOPEN and not isinstance(agent.driver, WsDriver)):
             self._send(agent, agent.seq + 1, content, mask)
         elif kind is Kind.ANSWER:
             self._send(agent, agent.seq + 1, Content.FULL, mask)

@@ -1,0 +1,128 @@
+"""Run the kill matrix over many Hypothesis seeds and write the detection rate per target.
+
+Not a test: a measurement. Each bundled target (reference and faulty twins,
+``fixtures/kill_matrix.toml``) is started once; the real suite runs against
+it once per seed, exactly as the kill-matrix self-test does. A run counts as
+*exact* when the failing and warning requirement IDs are exactly the
+expected ones. Output: ``reports/detection.json`` (``--out`` to change).
+
+    python scripts/detection_rate.py --seeds 20 --jobs 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+import tomllib
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from conformance.plugin.embedded import EmbeddedServer  # noqa: E402
+from tests.suite_runner import run_suite  # noqa: E402
+
+
+def measure(
+    behaviour: str, expected: dict[str, list[str]], seeds: list[int], profile: str
+) -> dict[str, Any]:
+    """Run the suite against one target for every seed."""
+    server = EmbeddedServer(args=["--behaviour", behaviour])
+    url = server.start()
+    runs: list[dict[str, Any]] = []
+    try:
+        for seed in seeds:
+            with tempfile.TemporaryDirectory() as work:
+                started = time.monotonic()
+                run = run_suite(
+                    [
+                        f"--target={url}",
+                        f"--hypothesis-seed={seed}",
+                        f"--profile={profile}",
+                        "--request-timeout=1",
+                        "-q",
+                    ],
+                    Path(work),
+                )
+                seconds = time.monotonic() - started
+            fails = sorted(run.ids("fail")) if run.report else []
+            warns = sorted(run.ids("warn")) if run.report else []
+            errors = sorted(run.ids("error")) if run.report else ["<no report>"]
+            runs.append(
+                {
+                    "seed": seed,
+                    "seconds": round(seconds, 2),
+                    "fail": fails,
+                    "warn": warns,
+                    "error": errors,
+                    "exact": fails == sorted(expected["fail"])
+                    and warns == sorted(expected["warn"])
+                    and not errors,
+                }
+            )
+            print(
+                f"{behaviour:28} seed={seed:<12} exact={runs[-1]['exact']} {seconds:.1f}s",
+                flush=True,
+            )
+    finally:
+        server.stop()
+    exact = sum(1 for r in runs if r["exact"])
+    return {
+        "expected": expected,
+        "runs": len(runs),
+        "exact": exact,
+        "detection_rate": exact / len(runs),
+        "median_seconds": statistics.median(r["seconds"] for r in runs),
+        "worst_seconds": max(r["seconds"] for r in runs),
+        "inexact_runs": [r for r in runs if not r["exact"]],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--seeds", type=int, default=20, help="how many seeds (default 20)")
+    parser.add_argument("--first-seed", type=int, default=1, help="seeds are consecutive from here")
+    parser.add_argument("--profile", default="quick", choices=["quick", "full", "nightly"])
+    parser.add_argument("--jobs", type=int, default=2, help="targets measured in parallel")
+    parser.add_argument("--behaviour", action="append", help="only these targets (repeatable)")
+    parser.add_argument("--out", type=Path, default=REPO / "reports" / "detection.json")
+    args = parser.parse_args(argv)
+    matrix: dict[str, dict[str, list[str]]] = tomllib.loads(
+        (REPO / "fixtures" / "kill_matrix.toml").read_text()
+    )
+    chosen = args.behaviour or sorted(matrix)
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    started = dt.datetime.now(dt.UTC)
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        futures = {b: pool.submit(measure, b, matrix[b], seeds, args.profile) for b in chosen}
+        rows = {b: f.result() for b, f in futures.items()}
+    report = {
+        "date": started.isoformat(timespec="seconds"),
+        "profile": args.profile,
+        "seeds": seeds,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "targets": rows,
+        "all_exact": all(r["exact"] == r["runs"] for r in rows.values()),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    for name, row in rows.items():
+        print(f"{name:28} {row['exact']}/{row['runs']} exact, median {row['median_seconds']} s")
+    print(f"written: {args.out}")
+    return 0 if report["all_exact"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
