@@ -146,15 +146,24 @@ def test_target_killed_mid_run_ends_with_verdicts(tmp_path: Path) -> None:
         f"--report-dir={report_dir}",
         "-p",
         "no:cacheprovider",
-        "-q",
+        "-v",
     ]
     suite = subprocess.Popen(
         command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
+    assert suite.stdout is not None
+    seen: list[str] = []
     try:
-        time.sleep(2.0)
+        # Kill the target once the suite is under way (first verdict printed).
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            line = suite.stdout.readline()
+            seen.append(line)
+            if not line or "PASSED" in line or "FAILED" in line:
+                break
         server.stop()
-        output, _ = suite.communicate(timeout=240)
+        rest, _ = suite.communicate(timeout=240)
+        output = "".join(seen) + rest
     finally:
         if suite.poll() is None:
             suite.kill()

@@ -9,7 +9,7 @@ from conformance.drivers.exchange import Exchange
 from conformance.drivers.http import HttpDriver
 from conformance.drivers.ws import WsDriver
 from conformance.target import Target, Transport
-from conformance.wire import AgentToServer
+from conformance.wire import DEFAULT_MAX_MESSAGE_BYTES, AgentToServer
 
 
 class OpAMPDriver(Protocol):
@@ -28,7 +28,7 @@ def open_driver(
     headers: Sequence[tuple[str, str]] = (),
     *,
     timeout: float = 5.0,
-    max_reply_bytes: int = 64 * 1024 * 1024,
+    max_reply_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
 ) -> HttpDriver | WsDriver:
     """A driver for ``target`` over ``transport`` (WebSocket connects on first send)."""
     if transport is Transport.HTTP:

@@ -15,9 +15,11 @@ from typing import Any
 
 import httpx
 
+from conformance.drivers.base import Driver
 from conformance.drivers.exchange import Attempt, Exchange, Problem
 from conformance.wire import (
     CONTENT_TYPE,
+    DEFAULT_MAX_MESSAGE_BYTES,
     UID_HEADER,
     AgentToServer,
     DecodeError,
@@ -30,7 +32,7 @@ from conformance.wire import (
 TRANSPORT = "http"
 
 
-class HttpDriver:
+class HttpDriver(Driver):
     """A half-duplex OpAMP HTTP client that turns every outcome into an :class:`Exchange`.
 
     ``timeout`` bounds each request as a whole (connect, send and the full
@@ -45,12 +47,9 @@ class HttpDriver:
         headers: Sequence[tuple[str, str]] = (),
         *,
         timeout: float = 5.0,
-        max_reply_bytes: int = 64 * 1024 * 1024,
+        max_reply_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
     ) -> None:
-        self.url = url
-        self.headers = list(headers)
-        self.timeout = timeout
-        self.max_reply_bytes = max_reply_bytes
+        super().__init__(url, headers, timeout=timeout, max_reply_bytes=max_reply_bytes)
         self._client = httpx.Client(
             timeout=httpx.Timeout(timeout),
             follow_redirects=False,
@@ -78,12 +77,6 @@ class HttpDriver:
 
     def close(self) -> None:
         self._client.close()
-
-    def __enter__(self) -> HttpDriver:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def send(
         self,

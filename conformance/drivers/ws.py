@@ -16,8 +16,10 @@ from websockets.frames import Close, CloseCode
 from websockets.protocol import State
 from websockets.sync.client import ClientConnection, connect
 
+from conformance.drivers.base import Driver
 from conformance.drivers.exchange import Attempt, Exchange, Problem
 from conformance.wire import (
+    DEFAULT_MAX_MESSAGE_BYTES,
     AgentToServer,
     DecodeError,
     FramingError,
@@ -31,7 +33,7 @@ TRANSPORT = "ws"
 SWITCHING = 101
 
 
-class WsDriver:
+class WsDriver(Driver):
     """A WebSocket OpAMP client; connects lazily and can reconnect or close.
 
     Every call is bounded by ``timeout``. The reply to a message is the next
@@ -46,12 +48,9 @@ class WsDriver:
         headers: Sequence[tuple[str, str]] = (),
         *,
         timeout: float = 5.0,
-        max_reply_bytes: int = 64 * 1024 * 1024,
+        max_reply_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
     ) -> None:
-        self.url = url
-        self.headers = list(headers)
-        self.timeout = timeout
-        self.max_reply_bytes = max_reply_bytes
+        super().__init__(url, headers, timeout=timeout, max_reply_bytes=max_reply_bytes)
         self._conn: ClientConnection | None = None
         #: How many sockets this driver opened.
         self.connects = 0
@@ -98,12 +97,6 @@ class WsDriver:
         if conn is not None:
             with contextlib.suppress(Exception):  # a broken socket must not raise here
                 conn.close()
-
-    def __enter__(self) -> WsDriver:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def send(
         self, msg: AgentToServer, *, header: int = 0, timeout: float | None = None

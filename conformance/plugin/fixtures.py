@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from conformance.drivers.factory import open_driver
 from conformance.drivers.http import HttpDriver
 from conformance.drivers.ws import WsDriver
 from conformance.plugin.embedded import EmbeddedError
@@ -66,24 +67,23 @@ class Clients:
         return f"Clients({self.target.display})"
 
     def open(self, transport: Transport) -> HttpDriver | WsDriver:
-        return self.http() if transport is Transport.HTTP else self.ws()
-
-    def http(self) -> HttpDriver:
-        driver = HttpDriver(
-            self.target.http_url,
+        driver = open_driver(
+            self.target,
+            transport,
             self.options.headers,
             timeout=self.options.profile.request_timeout,
         )
         self._open.append(driver)
         return driver
 
+    def http(self) -> HttpDriver:
+        driver = self.open(Transport.HTTP)
+        assert isinstance(driver, HttpDriver)
+        return driver
+
     def ws(self) -> WsDriver:
-        driver = WsDriver(
-            self.target.ws_url,
-            self.options.headers,
-            timeout=self.options.profile.request_timeout,
-        )
-        self._open.append(driver)
+        driver = self.open(Transport.WS)
+        assert isinstance(driver, WsDriver)
         return driver
 
     def close(self) -> None:
