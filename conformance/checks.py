@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+
+import pytest
 
 from conformance.drivers.exchange import Exchange
 from conformance.verdicts import Violation
-from conformance.wire import ServerToAgent, has_field
+from conformance.wire import ErrorType, ServerToAgent, has_field
 
 #: ServerToAgent fields that must stay unset beside an error_response (numbers 3..11).
 NON_ERROR_FIELDS = (
@@ -72,3 +76,64 @@ def expect_reply(transcript: Transcript, exchange: Exchange) -> ServerToAgent:
             transcript.render(),
         )
     return exchange.reply
+
+
+#: HTTP statuses that mean "slow down" rather than "wrong" (rules: SRV-THROTTLE).
+THROTTLE_STATUSES = frozenset({429, 503})
+#: Resends of one message the suite makes for a throttling target before giving up.
+THROTTLE_RETRIES = 3
+#: Longest wait the suite honours for one throttling answer, in seconds.
+THROTTLE_WAIT_CAP = 5.0
+
+
+def throttle_wait(exchange: Exchange) -> float | None:
+    """Seconds to wait when ``exchange`` is a throttling answer, else ``None``.
+
+    HTTP 429/503 (``Retry-After`` in seconds, default 1 s) and an
+    ``error_response`` of type UNAVAILABLE (``retry_info``, default 1 s).
+    """
+    wait: float | None = None
+    if exchange.status in THROTTLE_STATUSES:
+        wait = 1.0
+        header = exchange.header("Retry-After")
+        if header is not None:
+            try:
+                wait = float(header)
+            except ValueError:
+                wait = 1.0  # an HTTP date: not worth parsing for a capped wait
+    reply = exchange.reply
+    if reply is not None and reply.error_response.type == ErrorType.UNAVAILABLE:
+        nanos = reply.error_response.retry_info.retry_after_nanoseconds
+        wait = nanos / 1e9 if nanos else 1.0
+    return None if wait is None else min(max(wait, 0.0), THROTTLE_WAIT_CAP)
+
+
+def retry_throttled(
+    transcript: Transcript, send: Callable[[], Exchange], reset: Callable[[], None]
+) -> Exchange:
+    """Send, honouring throttling answers; the first non-throttling exchange comes back.
+
+    A target still throttling after :data:`THROTTLE_RETRIES` resends skips the
+    test with the reason: the rules cannot be judged under that load.
+    """
+    for _ in range(THROTTLE_RETRIES + 1):
+        exchange = send()
+        wait = throttle_wait(exchange)
+        if wait is None:
+            return exchange
+        transcript.add(exchange)
+        transcript.note(f"    throttled: waiting {wait:.1f} s, then the same message again")
+        reset()
+        time.sleep(wait)
+    pytest.skip(
+        f"the target throttled {THROTTLE_RETRIES + 1} attempts in a row (HTTP 429/503 or"
+        " UNAVAILABLE): lower the load (fewer -n workers, a smaller --profile) or raise its"
+        " rate limit"
+    )
+
+
+def converse(
+    transcript: Transcript, send: Callable[[], Exchange], reset: Callable[[], None]
+) -> ServerToAgent:
+    """One exchange judged for SRV-REPLY, after honouring any throttling."""
+    return expect_reply(transcript, retry_throttled(transcript, send, reset))

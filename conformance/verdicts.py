@@ -80,20 +80,43 @@ class Violation(AssertionError):
 
 
 class Violations(AssertionError):
-    """Several violations found by one test."""
+    """Several violations found by one test.
 
-    def __init__(self, items: Iterable[Violation]) -> None:
+    ``complete`` says the test ran all its checks before raising (a tally
+    reported at the end), so the requirements it declares and did not
+    violate have passed.
+    """
+
+    def __init__(self, items: Iterable[Violation], *, complete: bool = False) -> None:
         self.items = list(items)
+        self.complete = complete
         super().__init__("\n\n".join(v.render() for v in self.items))
 
 
 def violations_of(exc: BaseException | None) -> list[Violation]:
-    """The violations an exception carries (none for a harness error)."""
+    """The violations an exception carries; none when anything in it is a harness error.
+
+    Hypothesis raises an exception group when one test fails in two different
+    places (say SRV-REPLY and SRV-FS-GAP): every member must be a violation.
+    """
     if isinstance(exc, Violation):
         return [exc]
     if isinstance(exc, Violations):
         return list(exc.items)
+    if isinstance(exc, BaseExceptionGroup):
+        found: list[Violation] = []
+        for member in exc.exceptions:
+            inner = violations_of(member)
+            if not inner:
+                return []
+            found.extend(inner)
+        return found
     return []
+
+
+def completed_checks(exc: BaseException | None) -> bool:
+    """Whether the failing test still ran every check it declares."""
+    return isinstance(exc, Violations) and exc.complete
 
 
 def require(req_id: str, condition: bool, message: str, evidence: str = "") -> None:
@@ -120,10 +143,9 @@ class Findings:
             self.add(req_id, message, evidence)
 
     def raise_if_any(self) -> None:
-        if len(self.items) == 1:
-            raise self.items[0]
+        """Raise what was collected; called once the test has run all its checks."""
         if self.items:
-            raise Violations(self.items)
+            raise Violations(self.items, complete=True)
 
 
 def _indent(text: str, prefix: str) -> str:

@@ -60,7 +60,10 @@ def test_findings_for_outcomes() -> None:
     harness = findings_for(reqs, "call", "failed", RuntimeError("boom"), "", strict=False)
     assert {f.verdict for f in harness} == {Verdict.ERROR}
     broken = findings_for(reqs, "call", "failed", Violation("SRV-GZIP", "x"), "", strict=False)
-    assert [(f.requirement, f.verdict) for f in broken] == [("SRV-GZIP", Verdict.FAIL)]
+    assert [(f.requirement, f.verdict) for f in broken] == [
+        ("SRV-GZIP", Verdict.FAIL),
+        ("SRV-REPLY", Verdict.NOT_RUN),
+    ]
 
 
 def test_results_exit_status() -> None:
@@ -74,3 +77,31 @@ def test_results_exit_status() -> None:
     assert results.exit_status() == 1
     assert results.by_id["SRV-GZIP"].verdict is Verdict.FAIL
     assert results.by_id["SRV-UID-ECHO"].verdict is Verdict.NOT_RUN
+
+
+def test_exception_groups_of_violations_are_findings_not_harness_errors() -> None:
+    group = ExceptionGroup("two", [Violation("SRV-REPLY", "a"), Violation("SRV-FS-GAP", "b")])
+    found = findings_for(["SRV-FS-GAP"], "call", "failed", group, "", strict=False)
+    assert {(f.requirement, f.verdict) for f in found} == {
+        ("SRV-REPLY", Verdict.FAIL),
+        ("SRV-FS-GAP", Verdict.FAIL),
+    }
+    mixed = ExceptionGroup("mixed", [Violation("SRV-REPLY", "a"), RuntimeError("boom")])
+    assert {f.verdict for f in findings_for(["SRV-REPLY"], "call", "failed", mixed, "", False)} == {
+        Verdict.ERROR
+    }
+
+
+def test_completed_tally_passes_the_other_declared_requirements() -> None:
+    found = Findings()
+    found.add("SRV-FS-QUIET", "spurious")
+    with pytest.raises(Violations) as info:
+        found.raise_if_any()
+    reqs = ["SRV-FS-QUIET", "SRV-FS-QUIET-FULL"]
+    result = findings_for(reqs, "call", "failed", info.value, "", strict=False)
+    assert {(f.requirement, f.verdict) for f in result} == {
+        ("SRV-FS-QUIET", Verdict.WARN),
+        ("SRV-FS-QUIET-FULL", Verdict.PASS),
+    }
+    aborted = findings_for(reqs, "call", "failed", Violation("SRV-REPLY", "x"), "", False)
+    assert ("SRV-FS-QUIET", Verdict.NOT_RUN) in {(f.requirement, f.verdict) for f in aborted}

@@ -50,12 +50,7 @@ class HttpDriver(Driver):
         max_reply_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
     ) -> None:
         super().__init__(url, headers, timeout=timeout, max_reply_bytes=max_reply_bytes)
-        self._client = httpx.Client(
-            timeout=httpx.Timeout(timeout),
-            follow_redirects=False,
-            trust_env=False,
-            verify=_tls_context(),
-        )
+        self._client: httpx.Client | None = None
         # httpx timeouts bound each read, not the whole request: a server that
         # trickles its headers would never time out. The sockets this driver
         # opens are kept so a watchdog can cut a request at its deadline.
@@ -75,8 +70,21 @@ class HttpDriver(Driver):
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
 
+    def _http(self) -> httpx.Client:
+        if self._client is None:
+            self._client = httpx.Client(
+                timeout=httpx.Timeout(self.timeout),
+                follow_redirects=False,
+                trust_env=False,
+                verify=_tls_context(),
+            )
+        return self._client
+
     def close(self) -> None:
-        self._client.close()
+        """Close the connection; the next send opens a new one."""
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()
 
     def send(
         self,
@@ -123,7 +131,7 @@ class HttpDriver(Driver):
         watchdog = threading.Timer(limit, self._cut, args=(fired,))
         watchdog.daemon = True
         try:
-            request = self._client.build_request(
+            request = self._http().build_request(
                 method,
                 self.url,
                 content=body,
@@ -132,7 +140,7 @@ class HttpDriver(Driver):
                 extensions={"trace": self._trace},
             )
             watchdog.start()
-            response = self._client.send(request, stream=True)
+            response = self._http().send(request, stream=True)
             try:
                 status = response.status_code
                 resp_headers = dict(response.headers.items())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Sequence
 
 from websockets.exceptions import (
@@ -118,6 +119,7 @@ class WsDriver(Driver):
             if self._conn is None:
                 return opened
         conn = self._conn
+        unsolicited = _drain(conn)
         attempt = Attempt(TRANSPORT, sent, len(data))
         try:
             conn.send(data)
@@ -145,7 +147,29 @@ class WsDriver(Driver):
             self.close()
             sent_close = exc.sent if isinstance(exc, ConnectionClosed) else None
             return _dropped(attempt, sent_close, f"{type(exc).__name__}: {exc}")
-        return _decode_message(attempt, answer)
+        exchange = _decode_message(attempt, answer)
+        if unsolicited:
+            note = f"{unsolicited} unsolicited server message(s) set aside before sending"
+            exchange = dataclasses.replace(
+                exchange, detail=f"{exchange.detail}; {note}" if exchange.detail else note
+            )
+        return exchange
+
+
+#: At most this many queued server messages are set aside before a send.
+_MAX_DRAIN = 64
+
+
+def _drain(conn: ClientConnection) -> int:
+    """Set aside messages the server pushed on its own, so the next one read is the reply."""
+    count = 0
+    while count < _MAX_DRAIN:
+        try:
+            conn.recv(timeout=0)
+        except (TimeoutError, ConnectionClosed, OSError):
+            break
+        count += 1
+    return count
 
 
 def _dropped(attempt: Attempt, sent_close: Close | None, detail: str) -> Exchange:

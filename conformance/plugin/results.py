@@ -14,7 +14,13 @@ from typing import Any
 import pytest
 
 from conformance.catalogue import CATALOGUE, Requirement
-from conformance.verdicts import Verdict, combine, verdict_for_violation, violations_of
+from conformance.verdicts import (
+    Verdict,
+    combine,
+    completed_checks,
+    verdict_for_violation,
+    violations_of,
+)
 
 RECORD_KEY = "conformance"
 
@@ -66,6 +72,13 @@ def findings_for(
     for v in violations:
         verdict = verdict_for_violation(CATALOGUE[v.req_id].level, strict)
         found.append(Finding(v.req_id, verdict, v.message, v.evidence))
+    violated = {v.req_id for v in violations}
+    rest = [r for r in requirements if r not in violated]
+    if completed_checks(exc):
+        found += [Finding(r, Verdict.PASS) for r in rest]
+    else:
+        why = "not judged: the test stopped at " + ", ".join(sorted(violated))
+        found += [Finding(r, Verdict.NOT_RUN, why) for r in rest]
     return found
 
 
@@ -102,7 +115,7 @@ class RequirementResult:
             "evidence": [
                 f.to_json()
                 for f in self.findings
-                if f.verdict not in (Verdict.PASS, Verdict.NOT_RUN)
+                if f.verdict is not Verdict.PASS and (f.verdict is not Verdict.NOT_RUN or f.message)
             ],
         }
 

@@ -68,8 +68,7 @@ def test_full_status_is_judged_by_declared_capabilities(
 def test_no_full_state_request_without_drift(opamp: Clients, transport: Transport) -> None:
     """Contiguous messages, and messages with full status, are not asked for full status."""
     tally = _play(opamp, transport, Focus.SHOULD)
-    found = Findings(tally.findings())
-    found.raise_if_any()
+    Findings(tally.findings()).raise_if_any()
 
 
 #: Capability sets for the convergence check: the minimum, everything, and a mix.
