@@ -31,11 +31,9 @@ class SuiteRun:
         return {r["id"] for r in self.report["requirements"] if r["verdict"] == verdict}
 
 
-def run_suite(args: list[str], workdir: Path, timeout: float = RUN_TIMEOUT) -> SuiteRun:
-    """Run ``pytest <suite> ARGS`` in ``workdir`` (own Hypothesis database) and collect results."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    report_dir = workdir / "reports"
-    command = [
+def suite_command(args: list[str], report_dir: Path) -> list[str]:
+    """The command line a user would type to run the suite, reports into ``report_dir``."""
+    return [
         sys.executable,
         "-m",
         "pytest",
@@ -46,6 +44,13 @@ def run_suite(args: list[str], workdir: Path, timeout: float = RUN_TIMEOUT) -> S
         "no:cacheprovider",
         *args,
     ]
+
+
+def run_suite(args: list[str], workdir: Path, timeout: float = RUN_TIMEOUT) -> SuiteRun:
+    """Run ``pytest <suite> ARGS`` in ``workdir`` (own Hypothesis database) and collect results."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    report_dir = workdir / "reports"
+    command = suite_command(args, report_dir)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
     proc = subprocess.run(
         command,

@@ -12,7 +12,7 @@ import pytest
 
 from conformance.catalogue import CATALOGUE
 from conformance.plugin.embedded import EmbeddedServer
-from tests.suite_runner import REPO, SUITE_DIR, run_suite
+from tests.suite_runner import REPO, run_suite, suite_command
 
 OPTIONS = [
     "--target",
@@ -134,20 +134,9 @@ def test_target_killed_mid_run_ends_with_verdicts(tmp_path: Path) -> None:
     server = EmbeddedServer()
     url = server.start()
     report_dir = tmp_path / "reports"
-    command = [
-        sys.executable,
-        "-m",
-        "pytest",
-        str(SUITE_DIR),
-        f"--rootdir={REPO}",
-        f"--target={url}",
-        "--profile=nightly",
-        "--request-timeout=1",
-        f"--report-dir={report_dir}",
-        "-p",
-        "no:cacheprovider",
-        "-v",
-    ]
+    command = suite_command(
+        [f"--target={url}", "--profile=nightly", "--request-timeout=1", "-v"], report_dir
+    )
     suite = subprocess.Popen(
         command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
