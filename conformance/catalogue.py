@@ -20,6 +20,8 @@ class Level(enum.Enum):
     MUST = "MUST"
     SHOULD = "SHOULD"
     MAY = "MAY"
+    #: Recorded as an observation, never a finding (e.g. how a target throttles).
+    INFO = "INFO"
 
 
 class Role(enum.Enum):
@@ -84,8 +86,83 @@ REQUIREMENTS: tuple[Requirement, ...] = (
         "SRV-GZIP",
         Level.MUST,
         _S,
-        "Gzip-compressed request bodies are accepted exactly like plain ones",
+        "Gzip-compressed request bodies (and chunked ones) are accepted exactly like plain ones",
         _spec("plain-http-transport"),
+    ),
+    Requirement(
+        "SRV-GZIP-RESP",
+        Level.SHOULD,
+        _S,
+        "The response is gzip-compressed when the request allows it (Accept-Encoding: gzip)",
+        _spec("plain-http-transport"),
+    ),
+    Requirement(
+        "SRV-CAP-RESPECT",
+        Level.MUST,
+        _S,
+        "The server offers nothing the agent has not declared it accepts: remote_config,"
+        " packages_available, command, connection_settings.opamp",
+        _spec("servertoagent-message"),
+    ),
+    Requirement(
+        "SRV-RCFG-HASH",
+        Level.MUST,
+        _S,
+        "A server offering remote config sends remote_config when the agent reports a"
+        " last_remote_config_hash other than the offered one",
+        _spec("agentremoteconfigconfig_hash"),
+    ),
+    Requirement(
+        "SRV-AUTH-401",
+        Level.MUST,
+        _S,
+        "With authentication configured, a missing or wrong credential gets HTTP 401"
+        " (WebSocket: at the upgrade)",
+        _spec("security"),
+    ),
+    Requirement(
+        "SRV-413",
+        Level.MUST,
+        _S,
+        "A request over the server's size limit gets HTTP 413",
+        _spec("plain-http-transport"),
+    ),
+    Requirement(
+        "SRV-WS-HEADER",
+        Level.SHOULD,
+        _S,
+        "A WebSocket message whose header is not 0 is treated as malformed, not answered"
+        " as a normal message",
+        _spec("websocket-message-format"),
+    ),
+    Requirement(
+        "SRV-THROTTLE",
+        Level.INFO,
+        _S,
+        "Under a short burst, what the server does: 429/503 with Retry-After (HTTP) or"
+        " UNAVAILABLE with retry_info (WebSocket), or nothing",
+        _spec("throttling"),
+    ),
+)
+
+# Hostile input: the server survives anything and says what was wrong.
+REQUIREMENTS += (
+    Requirement(
+        "SRV-NO-5XX",
+        Level.MUST,
+        _S,
+        "No input (garbage, truncated or corrupted protobuf, wrong field types, bad"
+        " instance_uid length, empty body, wrong headers) gets a 5xx, a hang or a dropped"
+        " connection, and the server still answers a valid message afterwards",
+        _spec("servererrorresponse-message"),
+    ),
+    Requirement(
+        "SRV-BADREQ",
+        Level.SHOULD,
+        _S,
+        "A malformed AgentToServer is answered by a ServerToAgent with error_response of type"
+        " BAD_REQUEST (a bare HTTP 400 without it is a finding)",
+        _spec("servererrorresponse-message"),
     ),
 )
 
@@ -143,6 +220,14 @@ REQUIREMENTS += (
         "An agent that answers every ReportFullState at once with full, contiguous status"
         " is soon left in peace: the exchange settles instead of looping",
         _spec("servertoagentflags"),
+    ),
+    Requirement(
+        "SRV-FS-STATELESS",
+        Level.SHOULD,
+        _S,
+        "Several instances of one service judge drift like one: an agent whose messages are"
+        " spread over them is not asked for full status when its sequence is contiguous",
+        _spec("agenttoserversequence_num"),
     ),
 )
 

@@ -52,7 +52,7 @@ def combine(a: Verdict, b: Verdict) -> Verdict:
 
 
 def verdict_for_violation(level: Level, strict: bool) -> Verdict:
-    """A broken MUST fails; a broken SHOULD warns (fails under ``--strict``); MAY informs."""
+    """A broken MUST fails; a broken SHOULD warns (fails under ``--strict``); MAY/INFO inform."""
     if level is Level.MUST:
         return Verdict.FAIL
     if level is Level.SHOULD:

@@ -10,7 +10,7 @@ import threading
 import time
 import uuid
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -91,11 +91,12 @@ class HttpDriver(Driver):
         msg: AgentToServer,
         *,
         gzip: bool = False,
+        chunked: bool = False,
         headers: Mapping[str, str] | None = None,
         timeout: float | None = None,
         uid_header: bool = True,
     ) -> Exchange:
-        """POST ``msg`` (optionally gzip-compressed) and decode the reply."""
+        """POST ``msg`` (optionally gzip-compressed, optionally chunked) and decode the reply."""
         body = msg.SerializeToString()
         extra: dict[str, str] = {}
         if uid_header and len(msg.instance_uid) == 16:
@@ -104,7 +105,7 @@ class HttpDriver(Driver):
             body = gzip_bytes(body)
             extra["Content-Encoding"] = "gzip"
         extra.update(headers or {})
-        return self.send_raw(body, headers=extra, timeout=timeout, sent=msg)
+        return self.send_raw(body, headers=extra, timeout=timeout, sent=msg, chunked=chunked)
 
     def send_raw(
         self,
@@ -115,8 +116,13 @@ class HttpDriver(Driver):
         timeout: float | None = None,
         sent: AgentToServer | None = None,
         method: str = "POST",
+        chunked: bool = False,
     ) -> Exchange:
-        """Send arbitrary bytes (hostile input too) and observe the answer."""
+        """Send arbitrary bytes (hostile input too) and observe the answer.
+
+        ``chunked`` sends the body in two pieces with ``Transfer-Encoding:
+        chunked`` and no Content-Length, as opamp-go's client does.
+        """
         limit = self.timeout if timeout is None else timeout
         all_headers: dict[str, str] = {"Accept-Encoding": "gzip"}
         if content_type is not None:
@@ -134,7 +140,7 @@ class HttpDriver(Driver):
             request = self._http().build_request(
                 method,
                 self.url,
-                content=body,
+                content=_pieces(body) if chunked else body,
                 headers=all_headers,
                 timeout=httpx.Timeout(limit),
                 extensions={"trace": self._trace},
@@ -177,6 +183,14 @@ class HttpDriver(Driver):
         finally:
             watchdog.cancel()
         return _decode_reply(attempt, status, resp_headers, raw, self.max_reply_bytes)
+
+
+def _pieces(body: bytes) -> Iterator[bytes]:
+    """The body in two chunks: httpx streams an iterator with chunked encoding."""
+    half = len(body) // 2
+    for piece in (body[:half], body[half:]):
+        if piece:  # an empty chunk would end the body early
+            yield piece
 
 
 @functools.cache

@@ -16,6 +16,7 @@ from conformance.catalogue import CATALOGUE
 from conformance.plugin.fixtures import (
     conformance_options,
     conformance_session,
+    observe,
     opamp,
     target,
     transport,
@@ -27,6 +28,7 @@ from conformance.plugin.options import (
     strict_mode,
 )
 from conformance.plugin.results import (
+    NOTE_KEY,
     RECORD_KEY,
     Results,
     decode,
@@ -43,6 +45,7 @@ from conformance.verdicts import Verdict, violations_of
 __all__ = [
     "conformance_options",
     "conformance_session",
+    "observe",
     "opamp",
     "target",
     "transport",
@@ -153,7 +156,10 @@ def pytest_runtest_makereport(
     if report.skipped and isinstance(report.longrepr, tuple):
         skip_reason = str(report.longrepr[2])
     strict = strict_mode(item.config)
-    findings = findings_for(requirements, report.when, report.outcome, exc, skip_reason, strict)
+    notes = [str(v) for k, v in item.user_properties if k == NOTE_KEY]
+    findings = findings_for(
+        requirements, report.when, report.outcome, exc, skip_reason, strict, notes
+    )
     if report.failed and findings and all(f.verdict is Verdict.WARN for f in findings):
         # A SHOULD finding outside --strict: the test passes, the warning is kept.
         report.outcome = "passed"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -11,6 +11,7 @@ from conformance.drivers.http import HttpDriver
 from conformance.drivers.ws import WsDriver
 from conformance.plugin.embedded import EmbeddedError
 from conformance.plugin.options import Options, read_options
+from conformance.plugin.results import NOTE_KEY
 from conformance.plugin.targets import TargetSession
 from conformance.target import Target, Transport
 
@@ -58,9 +59,12 @@ def transport(
 class Clients:
     """Opens drivers on the target with the session's headers and timeouts; closes them all."""
 
-    def __init__(self, target: Target, options: Options) -> None:
+    def __init__(
+        self, target: Target, options: Options, headers: list[tuple[str, str]] | None = None
+    ) -> None:
         self.target = target
         self.options = options
+        self.headers = list(options.headers) if headers is None else headers
         self._open: list[HttpDriver | WsDriver] = []
 
     def __repr__(self) -> str:
@@ -70,11 +74,17 @@ class Clients:
         driver = open_driver(
             self.target,
             transport,
-            self.options.headers,
+            self.headers,
             timeout=self.options.profile.request_timeout,
         )
         self._open.append(driver)
         return driver
+
+    def on(self, target: Target) -> Clients:
+        """Clients for another instance of the same service (same headers and bounds)."""
+        other = Clients(target, self.options, self.headers)
+        other._open = self._open  # closed together
+        return other
 
     def http(self) -> HttpDriver:
         driver = self.open(Transport.HTTP)
@@ -93,10 +103,23 @@ class Clients:
 
 
 @pytest.fixture
-def opamp(target: Target, conformance_options: Options) -> Iterator[Clients]:
+def opamp(
+    target: Target, conformance_options: Options, conformance_session: TargetSession
+) -> Iterator[Clients]:
     """Driver factory for one test: ``opamp.open(transport)``, ``opamp.http()``, ``opamp.ws()``."""
-    clients = Clients(target, conformance_options)
+    clients = Clients(target, conformance_options, conformance_session.headers)
     try:
         yield clients
     finally:
         clients.close()
+
+
+@pytest.fixture
+def observe(request: pytest.FixtureRequest) -> Callable[[str], None]:
+    """Record an observation that goes into the report even when the test passes."""
+    node = request.node
+
+    def note(text: str) -> None:
+        node.user_properties.append((NOTE_KEY, text))
+
+    return note

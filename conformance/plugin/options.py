@@ -10,6 +10,7 @@ import pytest
 
 from conformance.profiles import DEFAULT_PROFILE, PROFILES, Profile
 from conformance.target import Target, TargetError, Transport, parse_header, parse_target
+from conformance.wire import DEFAULT_MAX_MESSAGE_BYTES
 
 GROUP = "fleet-conformance"
 
@@ -62,6 +63,14 @@ def add_options(parser: pytest.Parser) -> None:
         help="bound on each request/reply exchange (default: the profile's, 5 s for quick)",
     )
     group.addoption(
+        "--max-message-bytes",
+        type=int,
+        default=None,
+        metavar="BYTES",
+        help="the target's request size limit, for SRV-413 (default: the spec's 64 MiB, tested"
+        " in the nightly profile only; giving the target's real limit tests it in every profile)",
+    )
+    group.addoption(
         "--report-dir",
         default="reports",
         metavar="DIR",
@@ -79,6 +88,9 @@ class Options:
     profile: Profile
     strict: bool
     report_dir: Path
+    #: The target's request size limit (SRV-413), and whether the user gave it.
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    max_message_given: bool = False
 
     @property
     def embedded(self) -> bool:
@@ -125,6 +137,9 @@ def read_options(config: pytest.Config) -> Options:
         if not 0 < timeout <= 600:
             raise pytest.UsageError("--request-timeout must be between 0 and 600 seconds")
         profile = dataclasses.replace(profile, request_timeout=timeout)
+    size = config.getoption("max_message_bytes")
+    if size is not None and not 1024 <= size <= 1 << 31:
+        raise pytest.UsageError("--max-message-bytes must be between 1024 and 2147483648")
     return Options(
         targets=targets,
         headers=headers,
@@ -132,6 +147,8 @@ def read_options(config: pytest.Config) -> Options:
         profile=profile,
         strict=strict_mode(config),
         report_dir=Path(config.getoption("report_dir")),
+        max_message_bytes=DEFAULT_MAX_MESSAGE_BYTES if size is None else size,
+        max_message_given=size is not None,
     )
 
 

@@ -23,6 +23,8 @@ from conformance.verdicts import (
 )
 
 RECORD_KEY = "conformance"
+#: ``user_properties`` key of observations a passing test records (INFO rules).
+NOTE_KEY = "conformance-observation"
 
 
 def requirement_ids(item: pytest.Item) -> list[str]:
@@ -58,12 +60,18 @@ def findings_for(
     exc: BaseException | None,
     skip_reason: str,
     strict: bool,
+    notes: list[str] | None = None,
 ) -> list[Finding]:
-    """Turn one test phase's outcome into findings for the declared requirements."""
+    """Turn one test phase's outcome into findings for the declared requirements.
+
+    ``notes`` are observations a passing test recorded; they become the
+    message of its pass findings (how SRV-THROTTLE reports what it saw).
+    """
     if outcome == "skipped":
         return [Finding(r, Verdict.SKIP, skip_reason) for r in requirements]
     if outcome == "passed":
-        return [Finding(r, Verdict.PASS) for r in requirements] if when == "call" else []
+        note = "; ".join(notes or [])
+        return [Finding(r, Verdict.PASS, note) for r in requirements] if when == "call" else []
     violations = violations_of(exc)
     if not violations:
         text = f"harness error in {when}: {type(exc).__name__}: {exc}" if exc else when
@@ -115,7 +123,7 @@ class RequirementResult:
             "evidence": [
                 f.to_json()
                 for f in self.findings
-                if f.verdict is not Verdict.PASS and (f.verdict is not Verdict.NOT_RUN or f.message)
+                if f.message or f.verdict not in (Verdict.PASS, Verdict.NOT_RUN)
             ],
         }
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import secrets
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from conformance.drivers import Exchange, Problem
 from conformance.drivers.http import HttpDriver
@@ -50,36 +53,78 @@ def check_reachable(options: Options) -> None:
             )
 
 
+#: Instances of the embedded reference: two processes sharing state, one service.
+EMBEDDED_INSTANCES = 2
+#: The embedded reference's request size limit: small, so SRV-413 runs in every profile.
+EMBEDDED_MAX_BODY = 1024 * 1024
+#: The header the embedded reference requires (with a random token), so SRV-AUTH-401 runs.
+EMBEDDED_AUTH_HEADER = "Authorization"
+
+
 @dataclass(repr=False)
 class TargetSession:
-    """Targets for this test session and what each transport is known to do."""
+    """Targets for this test session and what each transport is known to do.
+
+    Without ``--target``, the bundled reference runs as a small service:
+    :data:`EMBEDDED_INSTANCES` processes sharing agent state through one
+    SQLite file, requiring a random bearer token, with a 1 MiB size limit.
+    """
 
     options: Options
     targets: list[Target] = field(default_factory=list)
-    embedded: EmbeddedServer | None = None
+    embedded: list[EmbeddedServer] = field(default_factory=list)
+    #: Headers sent with every request: the user's, or the embedded reference's token.
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    #: The target's size limit (SRV-413), and whether it is known rather than the default.
+    max_message_bytes: int = 0
+    size_limit_known: bool = False
     _availability: dict[tuple[str, Transport], str | None] = field(default_factory=dict)
+    _state_dir: tempfile.TemporaryDirectory[str] | None = None
 
     def __repr__(self) -> str:
         return f"TargetSession({', '.join(self.describe()) or 'not started'})"
 
     def start(self) -> None:
-        if self.options.embedded:
-            self.embedded = EmbeddedServer()
-            self.targets = [parse_target(self.embedded.start())]
-        else:
-            self.targets = list(self.options.targets)
+        options = self.options
+        self.headers = list(options.headers)
+        self.max_message_bytes = options.max_message_bytes
+        self.size_limit_known = options.max_message_given
+        if not options.embedded:
+            self.targets = list(options.targets)
+            return
+        if not options.max_message_given:
+            self.max_message_bytes, self.size_limit_known = EMBEDDED_MAX_BODY, True
+        credential = (EMBEDDED_AUTH_HEADER, f"Bearer {secrets.token_urlsafe(18)}")
+        self.headers.append(credential)
+        self._state_dir = tempfile.TemporaryDirectory(prefix="fleet-conformance-state-")
+        args = [
+            f"--auth-header={credential[0]}: {credential[1]}",
+            f"--max-body={self.max_message_bytes}",
+            f"--state-file={Path(self._state_dir.name) / 'agents.sqlite'}",
+        ]
+        try:
+            for _ in range(EMBEDDED_INSTANCES):
+                server = EmbeddedServer(args=args)
+                self.embedded.append(server)
+                self.targets.append(parse_target(server.start()))
+        except BaseException:
+            self.stop()  # no instance outlives a failed start
+            raise
 
     def stop(self) -> None:
-        if self.embedded is not None:
-            self.embedded.stop()
+        for server in self.embedded:
+            server.stop()
+        if self._state_dir is not None:
+            self._state_dir.cleanup()
 
     @property
     def primary(self) -> Target:
         return self.targets[0]
 
     def describe(self) -> list[str]:
-        if self.embedded is not None:
-            return [f"embedded reference server {self.primary.http_url}"]
+        if self.embedded:
+            urls = ", ".join(t.http_url for t in self.targets)
+            return [f"embedded reference server ({len(self.embedded)} instances: {urls})"]
         return [t.given for t in self.targets]
 
     def unavailable_reason(self, target: Target, transport: Transport) -> str | None:
@@ -90,13 +135,11 @@ class TargetSession:
         """
         if transport not in self.options.selected_transports(target):
             return f"--transport {self.options.transport} selected"
-        if transport is self.options.primary_transport(target) or self.embedded is not None:
+        if transport is self.options.primary_transport(target) or self.embedded:
             return None
         key = (target.given, transport)
         if key not in self._availability:
-            seen = probe(
-                target, transport, list(self.options.headers), self.options.profile.probe_timeout
-            )
+            seen = probe(target, transport, self.headers, self.options.profile.probe_timeout)
             reason = None
             if transport is Transport.WS and seen.status != 101:
                 reason = f"target does not accept WebSocket at {target.ws_url}: " + (

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import strategies as st
 
 from conformance.checks import Transcript, converse, fields_set_beside_error, retry_throttled
-from conformance.drivers import HttpDriver, WsDriver
+from conformance.drivers import Exchange, HttpDriver, WsDriver
 from conformance.messages import full_status, goodbye, heartbeat, new_uid
 from conformance.plugin.fixtures import Clients
 from conformance.plugin.targets import TargetSession
@@ -160,51 +160,73 @@ def test_error_response_stands_alone(
         )
 
 
+#: Ways of sending the same body that a server must accept like the plain one.
+#: (name, gzip, chunked).
+BODY_FORMS: tuple[tuple[str, bool, bool], ...] = (
+    ("gzip", True, False),
+    ("chunked", False, True),
+    ("gzip+chunked", True, True),
+)
+
+
 @pytest.mark.requirement("SRV-GZIP")
-def test_gzip_body_accepted_like_plain(opamp: Clients, conformance_session: TargetSession) -> None:
-    """The same conversation, gzip-compressed, is accepted exactly as in plain bytes."""
-    reason = conformance_session.unavailable_reason(conformance_session.primary, Transport.HTTP)
-    if reason is not None:
-        pytest.skip(f"gzip request bodies are an HTTP feature: {reason}")
-    http = opamp.http()
+def test_gzip_and_chunked_bodies_accepted_like_plain(
+    opamp: Clients, conformance_session: TargetSession
+) -> None:
+    """The same conversation, gzip-compressed or chunked, is accepted exactly as in plain bytes."""
+    http = _http_or_skip(opamp, conformance_session, "gzip and chunked request bodies")
 
     @conformance_property(caps=agent_capabilities(), plan=steps)
     def conversation(caps: int, plan: list[str]) -> None:
-        _compare_gzip_and_plain(http, caps, plan)
+        _compare_forms_with_plain(http, caps, plan)
 
     conversation()
 
 
-def _compare_gzip_and_plain(http: HttpDriver, caps: int, plan: list[str]) -> None:
+def _http_or_skip(opamp: Clients, session: TargetSession, what: str) -> HttpDriver:
+    reason = session.unavailable_reason(session.primary, Transport.HTTP)
+    if reason is not None:
+        pytest.skip(f"{what} are an HTTP matter: {reason}")
+    return opamp.http()
+
+
+def _compare_forms_with_plain(http: HttpDriver, caps: int, plan: list[str]) -> None:
     transcript = Transcript()
-    plain_uid, gzip_uid = new_uid(), new_uid()
+    plain_uid = new_uid()
+    form_uids = {name: new_uid() for name, _, _ in BODY_FORMS}
     for seq, step in enumerate(plan):
         plain = _send(transcript, http, _message(step, plain_uid, seq, caps))
-        zipped_msg = _message(step, gzip_uid, seq, caps)
-        exchange = retry_throttled(
-            transcript, functools.partial(http.send, zipped_msg, gzip=True), http.close
-        )
-        transcript.add(exchange)
-        require(
-            "SRV-GZIP",
-            exchange.reply is not None and exchange.status == transcript.exchanges[-2].status,
-            f"gzip body answered HTTP {exchange.status}"
-            f" ({exchange.problem.value if exchange.problem else 'no problem'}"
-            f" {exchange.detail}); the plain body got HTTP {transcript.exchanges[-2].status}",
-            transcript.render(),
-        )
-        assert exchange.reply is not None
-        zipped = exchange.reply
-        # Flags are the drift rules' business (they depend on per-agent state);
-        # here only acceptance counts: same error outcome as the plain body.
-        require(
-            "SRV-GZIP",
-            zipped.HasField("error_response") == plain.HasField("error_response")
-            and zipped.error_response.type == plain.error_response.type,
-            "gzip and plain bodies were answered differently: error_response"
-            f" {_error_text(zipped)} vs {_error_text(plain)}",
-            transcript.render(),
-        )
+        plain_exchange = transcript.exchanges[-1]
+        for name, gzip, chunked in BODY_FORMS:
+            msg = _message(step, form_uids[name], seq, caps)
+            send = functools.partial(http.send, msg, gzip=gzip, chunked=chunked)
+            exchange = retry_throttled(transcript, send, http.close)
+            transcript.add(exchange)
+            require(
+                "SRV-GZIP",
+                exchange.reply is not None and exchange.status == plain_exchange.status,
+                f"{name} body answered {_outcome(exchange)}; the plain body got"
+                f" HTTP {plain_exchange.status}",
+                transcript.render(),
+            )
+            assert exchange.reply is not None
+            # Flags are the drift rules' business (they depend on per-agent state);
+            # here only acceptance counts: same error outcome as the plain body.
+            require(
+                "SRV-GZIP",
+                exchange.reply.HasField("error_response") == plain.HasField("error_response")
+                and exchange.reply.error_response.type == plain.error_response.type,
+                f"{name} and plain bodies were answered differently: error_response"
+                f" {_error_text(exchange.reply)} vs {_error_text(plain)}",
+                transcript.render(),
+            )
+
+
+def _outcome(exchange: Exchange) -> str:
+    text = f"HTTP {exchange.status}" if exchange.status is not None else "nothing"
+    if exchange.problem is not None:
+        text += f", {exchange.problem.value}"
+    return text + (f" ({exchange.detail})" if exchange.detail else "")
 
 
 def _error_text(reply: ServerToAgent) -> str:
@@ -212,3 +234,30 @@ def _error_text(reply: ServerToAgent) -> str:
         return "absent"
     err = reply.error_response
     return f"type {err.type} {err.error_message!r}"
+
+
+@pytest.mark.requirement("SRV-GZIP-RESP")
+def test_reply_compressed_when_client_accepts_gzip(
+    opamp: Clients, conformance_session: TargetSession
+) -> None:
+    """With Accept-Encoding: gzip on the request, the reply comes gzip-compressed."""
+    http = _http_or_skip(opamp, conformance_session, "compressed responses")
+
+    @conformance_property(caps=agent_capabilities(), plan=steps)
+    def conversation(caps: int, plan: list[str]) -> None:
+        transcript = Transcript()
+        uid = new_uid()
+        for seq, step in enumerate(plan):
+            msg = _message(step, uid, seq, caps)
+            _send(transcript, http, msg)
+            exchange = transcript.exchanges[-1]
+            encoding = (exchange.header("Content-Encoding") or "identity").strip().lower()
+            require(
+                "SRV-GZIP-RESP",
+                encoding == "gzip",
+                f"reply of {exchange.reply_bytes} B sent with Content-Encoding {encoding!r}"
+                " although the request carried Accept-Encoding: gzip",
+                transcript.render(),
+            )
+
+    conversation()
