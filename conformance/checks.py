@@ -137,3 +137,41 @@ def converse(
 ) -> ServerToAgent:
     """One exchange judged for SRV-REPLY, after honouring any throttling."""
     return expect_reply(transcript, retry_throttled(transcript, send, reset))
+
+
+@dataclass
+class ShouldTally:
+    """Counts one SHOULD rule over every example of a test and reports it once.
+
+    Hypothesis stops at the first raised failure; a SHOULD rule is better
+    told as "N of M": every chance is counted, the shortest evidence kept.
+    """
+
+    rule: str
+    chances_name: str
+    chances: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+    evidence: str = ""
+
+    def count(self, reason: str | None, evidence: str) -> None:
+        """One chance to break the rule; ``reason`` says how it was broken (``None``: kept)."""
+        self.chances += 1
+        if reason is None:
+            return
+        self.reasons[reason] = self.reasons.get(reason, 0) + 1
+        if not self.evidence or len(evidence) < len(self.evidence):
+            self.evidence = evidence
+
+    def violations(self) -> list[Violation]:
+        if not self.reasons:
+            return []
+        bad = sum(self.reasons.values())
+        top = sorted(self.reasons.items(), key=lambda kv: -kv[1])[:3]
+        how = "; ".join(f"{n}x {reason}" for reason, n in top)
+        return [
+            Violation(
+                self.rule,
+                f"{bad} of {self.chances} {self.chances_name}: {how}",
+                "shortest case showing it:\n" + self.evidence,
+            )
+        ]

@@ -21,6 +21,8 @@ class Profile:
     probe_timeout: float
     #: Time a failing property may spend shrinking after its first failure, in seconds.
     shrink_seconds: float
+    #: Wall time after which a budgeted property (hostile input) stops trying new examples.
+    test_budget: float = 60.0
 
     def hypothesis_settings(self, **overrides: Any) -> settings:
         """Hypothesis settings for this profile; ``deadline`` is always off."""
@@ -47,6 +49,7 @@ PROFILES: dict[str, Profile] = {
         request_timeout=5.0,
         probe_timeout=5.0,
         shrink_seconds=5.0,
+        test_budget=30.0,
     ),
     "full": Profile(
         "full",
@@ -55,6 +58,7 @@ PROFILES: dict[str, Profile] = {
         request_timeout=5.0,
         probe_timeout=10.0,
         shrink_seconds=30.0,
+        test_budget=120.0,
     ),
     "nightly": Profile(
         "nightly",
@@ -63,6 +67,7 @@ PROFILES: dict[str, Profile] = {
         request_timeout=10.0,
         probe_timeout=15.0,
         shrink_seconds=60.0,
+        test_budget=600.0,
     ),
 }
 DEFAULT_PROFILE = "quick"

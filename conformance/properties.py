@@ -24,10 +24,17 @@ from conformance.verdicts import Violation, Violations
 
 
 class ShrinkBudget:
-    """Remembers failing examples and ends the search once the budget is spent."""
+    """Remembers failing examples and ends the search once the budget is spent.
 
-    def __init__(self, seconds: float) -> None:
+    ``total`` (optional) bounds the whole search: past it, new examples are
+    passed over without touching the network and counted in ``passed_over``.
+    """
+
+    def __init__(self, seconds: float, total: float | None = None) -> None:
         self.seconds = seconds
+        self.total = total
+        self.started = time.monotonic()
+        self.passed_over = 0
         self.first_failure: float | None = None
         #: Outcome of every example run so far: the violation, or None for a pass.
         self.outcomes: dict[str, Violation | Violations | None] = {}
@@ -48,6 +55,9 @@ class ShrinkBudget:
                 return
         if self.exhausted():
             reject()
+        if self.total is not None and time.monotonic() - self.started > self.total:
+            self.passed_over += 1
+            return
         try:
             body()
         except (Violation, Violations) as exc:
@@ -59,16 +69,17 @@ class ShrinkBudget:
 
 
 def conformance_property(
-    **strategies: SearchStrategy[Any],
+    *, time_budget: float | None = None, **strategies: SearchStrategy[Any]
 ) -> Callable[[Callable[..., None]], Callable[[], None]]:
     """Turn ``fn(**generated)`` into a Hypothesis test run with the active profile.
 
     Define it inside the pytest test and call it there, so that every test
-    call gets a fresh shrink budget.
+    call gets a fresh shrink budget. ``time_budget`` bounds the whole search
+    in seconds (for tests whose every example may cost a full timeout).
     """
 
     def decorate(fn: Callable[..., None]) -> Callable[[], None]:
-        budget = ShrinkBudget(active().shrink_seconds)
+        budget = ShrinkBudget(active().shrink_seconds, time_budget)
 
         @functools.wraps(fn)
         def body(**kwargs: Any) -> None:

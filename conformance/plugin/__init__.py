@@ -160,7 +160,8 @@ def pytest_runtest_makereport(
     findings = findings_for(
         requirements, report.when, report.outcome, exc, skip_reason, strict, notes
     )
-    if report.failed and findings and all(f.verdict is Verdict.WARN for f in findings):
+    verdicts = {f.verdict for f in findings}
+    if report.failed and Verdict.WARN in verdicts and not verdicts & {Verdict.FAIL, Verdict.ERROR}:
         # A SHOULD finding outside --strict: the test passes, the warning is kept.
         report.outcome = "passed"
         report.longrepr = None

@@ -70,11 +70,14 @@ class Clients:
     def __repr__(self) -> str:
         return f"Clients({self.target.display})"
 
-    def open(self, transport: Transport) -> HttpDriver | WsDriver:
+    def open(
+        self, transport: Transport, headers: list[tuple[str, str]] | None = None
+    ) -> HttpDriver | WsDriver:
+        """A driver sending the session's headers (or ``headers`` instead of them)."""
         driver = open_driver(
             self.target,
             transport,
-            self.headers,
+            self.headers if headers is None else headers,
             timeout=self.options.profile.request_timeout,
         )
         self._open.append(driver)

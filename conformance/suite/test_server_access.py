@@ -1,0 +1,171 @@
+"""Who may talk and how much: authentication (SRV-AUTH-401), size limit (SRV-413), bursts.
+
+SRV-THROTTLE is an INFO rule: the burst test records what the target does
+and never fails it.
+"""
+
+from __future__ import annotations
+
+import collections
+import re
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from conformance.checks import Transcript
+from conformance.drivers import Exchange, HttpDriver
+from conformance.messages import heartbeat, new_uid
+from conformance.plugin.fixtures import Clients
+from conformance.plugin.targets import TargetSession
+from conformance.profiles import active
+from conformance.target import Transport
+from conformance.verdicts import Findings, require
+from conformance.wire import ErrorType
+
+#: Header names taken for credentials: only these are removed or corrupted.
+CREDENTIAL_NAME = re.compile(r"authori[sz]ation|token|key|auth|secret|cookie|password", re.I)
+
+
+def corrupt(value: str) -> str:
+    """The same credential with its last character changed (same length and shape)."""
+    if not value:
+        return "x"
+    return value[:-1] + ("x" if value[-1] != "x" else "y")
+
+
+def _attempt(clients: Clients, transport: Transport, headers: list[tuple[str, str]]) -> Exchange:
+    """A request (HTTP) or an upgrade (WebSocket) from a new agent with ``headers``."""
+    driver = clients.open(transport, headers)
+    try:
+        if isinstance(driver, HttpDriver):
+            return driver.send(heartbeat(new_uid(), 0))
+        return driver.connect()
+    finally:
+        driver.close()
+
+
+@pytest.mark.requirement("SRV-AUTH-401")
+def test_missing_or_wrong_credentials_get_401(opamp: Clients, transport: Transport) -> None:
+    """Without the credential headers, or with one corrupted, the answer is HTTP 401."""
+    headers = opamp.headers
+    credentials = [h for h in headers if CREDENTIAL_NAME.search(h[0])]
+    if not headers:
+        pytest.skip(
+            "no --target-header given: SRV-AUTH-401 is judged with the credentials the target"
+            " expects"
+        )
+    if not credentials:
+        pytest.skip(
+            "none of the --target-header names looks like a credential (Authorization, *token*,"
+            " *key*, *auth*, *secret*, Cookie): nothing to remove or corrupt"
+        )
+    others = [h for h in headers if h not in credentials]
+    cases = [("credential headers left out", others)]
+    for name, _ in credentials:
+        changed = [(n, corrupt(v) if n == name else v) for n, v in headers]
+        cases.append((f"{name} with one character changed", changed))
+    transcript = Transcript()
+    findings = Findings()
+    for label, case_headers in cases:
+        exchange = transcript.add(_attempt(opamp, transport, case_headers))
+        transcript.note(f"    #{len(transcript.exchanges)}: {label}")
+        got = f"HTTP {exchange.status}" if exchange.status is not None else "no HTTP status"
+        if exchange.problem is not None:
+            got += f" ({exchange.problem.value})"
+        where = "at the WebSocket upgrade" if transport is Transport.WS else "for the request"
+        findings.check(
+            "SRV-AUTH-401",
+            exchange.status == 401,
+            f"{label}: got {got} {where}, expected 401",
+            transcript.render(),
+        )
+    findings.raise_if_any()
+
+
+@pytest.mark.requirement("SRV-413")
+def test_request_over_the_size_limit_gets_413(
+    opamp: Clients, conformance_session: TargetSession
+) -> None:
+    """A valid message one kibibyte over the target's limit is refused with HTTP 413."""
+    reason = conformance_session.unavailable_reason(conformance_session.primary, Transport.HTTP)
+    if reason is not None:
+        pytest.skip(f"413 is an HTTP status: {reason}")
+    limit = conformance_session.max_message_bytes
+    if not conformance_session.size_limit_known and active().name != "nightly":
+        pytest.skip(
+            f"sends a body over the spec's default limit ({limit} B): runs in the nightly"
+            " profile, or in any profile with --max-message-bytes=N (the target's own limit)"
+        )
+    msg = heartbeat(new_uid(), 0)
+    msg.custom_message.capability = "io.fleet-conformance.padding"
+    msg.custom_message.type = "padding"
+    msg.custom_message.data = bytes(limit + 1024)
+    transcript = Transcript()
+    # Uploading the body takes longer than a normal exchange: allow a minute at least.
+    timeout = max(active().request_timeout, 60.0)
+    exchange = transcript.add(opamp.http().send(msg, timeout=timeout))
+    got = f"HTTP {exchange.status}" if exchange.status is not None else "no HTTP status"
+    if exchange.problem is not None:
+        got += f" ({exchange.problem.value}: {exchange.detail})"
+    require(
+        "SRV-413",
+        exchange.status == 413,
+        f"a {exchange.sent_bytes} B request (limit {limit} B) got {got}, expected 413",
+        transcript.render(),
+    )
+
+
+#: The burst: this many agents at once, each sending this many messages back to back.
+BURST_AGENTS = 4
+BURST_MESSAGES = 10
+
+
+def _burst_agent(clients: Clients, transport: Transport) -> list[Exchange]:
+    """One agent's share of the burst; it stops at its first transport problem."""
+    driver = clients.open(transport)
+    uid, seen = new_uid(), []
+    try:
+        for seq in range(BURST_MESSAGES):
+            exchange = driver.send(heartbeat(uid, seq))
+            seen.append(exchange)
+            if exchange.problem is not None:
+                break
+    finally:
+        driver.close()
+    return seen
+
+
+def describe_burst(exchanges: list[Exchange], seconds: float) -> str:
+    """What a burst got back: statuses, throttling answers and whether they said when."""
+    outcomes: collections.Counter[str] = collections.Counter()
+    throttled = with_hint = 0
+    for ex in exchanges:
+        reply = ex.reply
+        if ex.status in (429, 503):
+            throttled += 1
+            with_hint += ex.header("Retry-After") is not None
+        elif reply is not None and reply.error_response.type == ErrorType.UNAVAILABLE:
+            throttled += 1
+            with_hint += reply.error_response.HasField("retry_info")
+        key = f"HTTP {ex.status}" if ex.status not in (None, 101) else "WebSocket message"
+        outcomes[key + (f" ({ex.problem.value})" if ex.problem else "")] += 1
+    counts = ", ".join(f"{n}x {k}" for k, n in outcomes.most_common())
+    text = f"burst of {len(exchanges)} messages from {BURST_AGENTS} agents in {seconds:.2f} s: "
+    text += counts
+    if throttled:
+        return text + f"; {throttled} throttling answers, {with_hint} saying when to retry"
+    return text + "; no throttling seen"
+
+
+@pytest.mark.requirement("SRV-THROTTLE")
+def test_burst_behaviour_is_recorded(
+    opamp: Clients, transport: Transport, observe: Callable[[str], None]
+) -> None:
+    """A short, bounded burst of concurrent agents; the answers are recorded, never judged."""
+    started = time.monotonic()
+    with ThreadPoolExecutor(BURST_AGENTS) as pool:
+        shares = list(pool.map(lambda _: _burst_agent(opamp, transport), range(BURST_AGENTS)))
+    exchanges = [ex for share in shares for ex in share]
+    observe(describe_burst(exchanges, time.monotonic() - started))

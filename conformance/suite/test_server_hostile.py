@@ -1,0 +1,130 @@
+"""Hostile input (SRV-NO-5XX, SRV-BADREQ) and the WebSocket header rule (SRV-WS-HEADER).
+
+Every generated bad request must get an answer that is not a 5xx, a hang
+or a dropped connection, and the server must still serve a new agent right
+after. Malformed messages should be refused with a ServerToAgent carrying
+``error_response`` BAD_REQUEST; that is counted over the whole run.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from conformance.checks import ShouldTally, Transcript, retry_throttled
+from conformance.drivers import Exchange, HttpDriver, Problem, WsDriver
+from conformance.hostile import BadInput, bad_inputs
+from conformance.messages import full_status, new_uid
+from conformance.plugin.fixtures import Clients
+from conformance.plugin.targets import TargetSession
+from conformance.profiles import active
+from conformance.properties import conformance_property
+from conformance.target import Transport
+from conformance.verdicts import Findings, Violation
+from conformance.wire import ErrorType, ws_frame
+
+#: Problems that break SRV-NO-5XX whatever the input was.
+BROKEN = {
+    Problem.TIMEOUT: "no answer in time",
+    Problem.DISCONNECTED: "connection dropped",
+    Problem.CONNECT: "could not connect",
+}
+
+
+def _send_bad(driver: HttpDriver | WsDriver, bad: BadInput) -> Exchange:
+    if isinstance(driver, HttpDriver):
+        headers = {"Content-Encoding": "gzip"} if bad.gzip_claimed else {}
+        return driver.send_raw(bad.body, content_type=bad.content_type, headers=headers)
+    return driver.send_raw(ws_frame(bad.body))
+
+
+def _breakage(exchange: Exchange) -> str | None:
+    """How an exchange breaks SRV-NO-5XX, or ``None``."""
+    if exchange.problem in BROKEN:
+        detail = f" ({exchange.detail})" if exchange.detail else ""
+        return BROKEN[exchange.problem] + detail
+    if exchange.status is not None and exchange.status >= 500:
+        return f"HTTP {exchange.status}"
+    return None
+
+
+def _not_bad_request(exchange: Exchange) -> str | None:
+    """How the answer to a malformed message misses BAD_REQUEST, or ``None``."""
+    reply = exchange.reply
+    if reply is not None and reply.HasField("error_response"):
+        kind = reply.error_response.type
+        return None if kind == ErrorType.BAD_REQUEST else f"error_response of type {kind}"
+    if reply is not None:
+        return f"answered as a normal message (HTTP {exchange.status})"
+    status = f"HTTP {exchange.status}" if exchange.status != 101 else "WebSocket"
+    if exchange.problem is not None:
+        return f"{status}, {exchange.problem.value}"
+    return f"{status} without a ServerToAgent"
+
+
+def _still_serves(transcript: Transcript, driver: HttpDriver | WsDriver, bad: BadInput) -> None:
+    msg = full_status(new_uid(), 0)
+    after = retry_throttled(transcript, lambda: driver.send(msg), driver.close)
+    transcript.add(after)
+    if after.reply is None or (after.status is not None and after.status >= 500):
+        why = _breakage(after) or (after.problem.value if after.problem else f"HTTP {after.status}")
+        raise Violation(
+            "SRV-NO-5XX",
+            f"after {bad.label}, a valid message from a new agent got {why}",
+            transcript.render(),
+        )
+
+
+@pytest.mark.requirement("SRV-NO-5XX", "SRV-BADREQ")
+def test_hostile_input_is_survived_and_refused(
+    opamp: Clients, transport: Transport, conformance_session: TargetSession
+) -> None:
+    """No 5xx, hang or drop for any bad body, service goes on; malformed ones get BAD_REQUEST."""
+    tally = ShouldTally("SRV-BADREQ", "malformed messages answered otherwise than BAD_REQUEST")
+    driver = opamp.open(transport)
+    websocket = transport is Transport.WS
+    limit = conformance_session.max_message_bytes
+
+    @conformance_property(
+        time_budget=active().test_budget,
+        bad=bad_inputs(max_bytes=limit, websocket=websocket),
+    )
+    def attack(bad: BadInput) -> None:
+        transcript = Transcript()
+        transcript.note(f"    input: {bad!r}")
+        exchange = retry_throttled(transcript, lambda: _send_bad(driver, bad), driver.close)
+        transcript.add(exchange)
+        broken = _breakage(exchange)
+        if broken is not None:
+            raise Violation("SRV-NO-5XX", f"{bad.label}: {broken}", transcript.render())
+        malformed = bad.malformation()
+        if malformed is not None:
+            tally.count(_not_bad_request(exchange), transcript.render())
+        _still_serves(transcript, driver, bad)
+
+    attack()
+    Findings(tally.violations()).raise_if_any()
+
+
+#: Header values other than 0: small, the largest one-byte varint, and multi-byte ones.
+WS_HEADERS = (1, 2, 0x7F, 0x80, 0x3FFF)
+
+
+@pytest.mark.requirement("SRV-WS-HEADER")
+def test_websocket_header_other_than_zero_is_malformed(
+    opamp: Clients, conformance_session: TargetSession
+) -> None:
+    """A message framed with header 1 (or more) is refused, not answered as a normal message."""
+    reason = conformance_session.unavailable_reason(conformance_session.primary, Transport.WS)
+    if reason is not None:
+        pytest.skip(f"the message header is a WebSocket matter: {reason}")
+    ws = opamp.ws()
+    tally = ShouldTally("SRV-WS-HEADER", "messages with a non-zero header answered as valid")
+    for header in WS_HEADERS:
+        transcript = Transcript()
+        transcript.note(f"    message framed with header {header}")
+        exchange = transcript.add(ws.send(full_status(new_uid(), 0), header=header))
+        reply = exchange.reply
+        accepted = reply is not None and not reply.HasField("error_response")
+        tally.count(f"header {header} accepted" if accepted else None, transcript.render())
+        ws.close()  # a server may close the socket on a malformed message: start afresh
+    Findings(tally.violations()).raise_if_any()
