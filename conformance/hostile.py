@@ -11,7 +11,9 @@ server must, not by the kind alone: a truncated message can still be valid.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
+import os
 from dataclasses import dataclass
 
 from hypothesis import strategies as st
@@ -22,6 +24,8 @@ from conformance.wire import CONTENT_TYPE, DecodeError, parse_agent_to_server
 from conformance.wire import encode_varint as varint
 
 UID_LENGTH = 16
+#: How an AgentToServer starts: field 1 (instance_uid), length 16.
+_UID_PREFIX = b"\x0a\x10"
 
 
 class Kind(enum.Enum):
@@ -57,6 +61,22 @@ class BadInput:
             extra += ", Content-Encoding: gzip"
         return f"BadInput({self.kind.value}, {len(self.body)} B: {head or '<empty>'}{extra})"
 
+    def with_fresh_uid(self) -> BadInput:
+        """The same input from an agent never seen before.
+
+        Generated uids repeat across examples (Hypothesis favours zeros); a
+        server may rightly treat a repeated uid and sequence_num as a
+        duplicate, so every send gets its own uid where the body has one in
+        the usual place (field 1, 16 bytes, first).
+        """
+        if self.kind is Kind.BAD_UID or not self.body.startswith(_UID_PREFIX):
+            return self
+        end = len(_UID_PREFIX) + UID_LENGTH
+        if len(self.body) < end:
+            return self
+        body = _UID_PREFIX + os.urandom(UID_LENGTH) + self.body[end:]
+        return dataclasses.replace(self, body=body)
+
     @property
     def label(self) -> str:
         return f"{self.kind.value} ({len(self.body)} B)"
@@ -64,13 +84,12 @@ class BadInput:
     def malformation(self) -> str | None:
         """Why a server must refuse this input as malformed, or ``None`` if it need not.
 
-        A wrong Content-Type is not judged here: the spec has servers treat
-        such a request as a WebSocket upgrade attempt, not as a bad message.
+        Transport-level faults are not judged here: the spec has servers treat
+        a wrong Content-Type as a WebSocket upgrade attempt, and a body that
+        claims gzip and is not may fairly get a plain HTTP 4xx (415, 400).
         """
-        if self.kind is Kind.CONTENT_TYPE:
+        if self.kind is Kind.CONTENT_TYPE or self.gzip_claimed:
             return None
-        if self.gzip_claimed:
-            return "the body claims gzip and is not"
         try:
             msg = parse_agent_to_server(self.body)
         except DecodeError:

@@ -20,7 +20,6 @@ import statistics
 import sys
 import tempfile
 import time
-import tomllib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -28,24 +27,21 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from conformance.plugin.embedded import EmbeddedServer  # noqa: E402
+from fixtures.kill_matrix import KillCase, load  # noqa: E402
 from tests.suite_runner import run_suite  # noqa: E402
 
 
-def measure(
-    behaviour: str, expected: dict[str, list[str]], seeds: list[int], profile: str
-) -> dict[str, Any]:
-    """Run the suite against one target for every seed."""
-    server = EmbeddedServer(args=["--behaviour", behaviour])
-    url = server.start()
+def measure(case: KillCase, seeds: list[int], profile: str) -> dict[str, Any]:
+    """Run the suite against one case's target for every seed."""
     runs: list[dict[str, Any]] = []
-    try:
+    expected = {"fail": sorted(case.fail), "warn": sorted(case.warn)}
+    with case.started() as target_args:
         for seed in seeds:
             with tempfile.TemporaryDirectory() as work:
                 started = time.monotonic()
                 run = run_suite(
                     [
-                        f"--target={url}",
+                        *target_args,
                         f"--hypothesis-seed={seed}",
                         f"--profile={profile}",
                         "--request-timeout=1",
@@ -64,17 +60,13 @@ def measure(
                     "fail": fails,
                     "warn": warns,
                     "error": errors,
-                    "exact": fails == sorted(expected["fail"])
-                    and warns == sorted(expected["warn"])
-                    and not errors,
+                    "exact": fails == expected["fail"] and warns == expected["warn"] and not errors,
                 }
             )
             print(
-                f"{behaviour:28} seed={seed:<12} exact={runs[-1]['exact']} {seconds:.1f}s",
+                f"{case.name:28} seed={seed:<12} exact={runs[-1]['exact']} {seconds:.1f}s",
                 flush=True,
             )
-    finally:
-        server.stop()
     exact = sum(1 for r in runs if r["exact"])
     return {
         "expected": expected,
@@ -95,17 +87,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--first-seed", type=int, default=1, help="seeds are consecutive from here")
     parser.add_argument("--profile", default="quick", choices=["quick", "full", "nightly"])
     parser.add_argument("--jobs", type=int, default=2, help="targets measured in parallel")
-    parser.add_argument("--behaviour", action="append", help="only these targets (repeatable)")
+    parser.add_argument("--case", action="append", help="only these kill-matrix cases (repeatable)")
     parser.add_argument("--out", type=Path, default=REPO / "reports" / "detection.json")
     args = parser.parse_args(argv)
-    matrix: dict[str, dict[str, list[str]]] = tomllib.loads(
-        (REPO / "fixtures" / "kill_matrix.toml").read_text()
-    )
-    chosen = args.behaviour or sorted(matrix)
+    matrix = load()
+    chosen = args.case or sorted(matrix)
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     started = dt.datetime.now(dt.UTC)
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        futures = {b: pool.submit(measure, b, matrix[b], seeds, args.profile) for b in chosen}
+        futures = {b: pool.submit(measure, matrix[b], seeds, args.profile) for b in chosen}
         rows = {b: f.result() for b, f in futures.items()}
     report = {
         "date": started.isoformat(timespec="seconds"),

@@ -97,6 +97,9 @@ class Focus(enum.Enum):
     RECONNECT = "SRV-FS-RECONNECT"
     CAPS = "SRV-FS-CAPS"
     SHOULD = "should"
+    #: Messages spread over instances: every MUST rule raises; spurious flags
+    #: right after an instance switch are tallied as SRV-FS-STATELESS.
+    STATELESS = "SRV-FS-STATELESS"
 
 
 @dataclass(frozen=True)
@@ -166,6 +169,19 @@ _KIND_WEIGHTS: dict[Focus, list[Kind]] = {
         Kind.REOPEN,
     ],
     Focus.CAPS: [Kind.NEXT, Kind.ANSWER, Kind.CAPS],
+    Focus.STATELESS: [
+        Kind.NEXT,
+        Kind.NEXT,
+        Kind.NEXT,
+        Kind.ANSWER,
+        Kind.GAP,
+        Kind.DUPLICATE,
+        Kind.DUPLICATE,
+        Kind.BACKWARDS,
+        Kind.RESET,
+        Kind.RECONNECT,
+        Kind.CAPS,
+    ],
     Focus.SHOULD: [
         Kind.NEXT,
         Kind.NEXT,
@@ -194,6 +210,7 @@ _CONTENT_WEIGHTS: dict[Focus, list[Content]] = {
         Content.FULL,
     ],
     Focus.CAPS: [Content.DESCRIBED, Content.BARE, Content.FULL],
+    Focus.STATELESS: [Content.BARE, Content.BARE, Content.DESCRIBED, Content.FULL],
     Focus.SHOULD: [Content.BARE, Content.FULL, Content.DESCRIBED],
 }
 _FIRST_WEIGHTS: dict[Focus, list[Content]] = {
@@ -201,6 +218,7 @@ _FIRST_WEIGHTS: dict[Focus, list[Content]] = {
     Focus.GAP: [Content.FULL, Content.BARE, Content.DESCRIBED],
     Focus.RECONNECT: [Content.FULL, Content.BARE, Content.DESCRIBED],
     Focus.CAPS: [Content.DESCRIBED, Content.DESCRIBED, Content.FULL, Content.BARE],
+    Focus.STATELESS: [Content.FULL, Content.BARE, Content.DESCRIBED],
     Focus.SHOULD: [Content.FULL, Content.BARE, Content.DESCRIBED],
 }
 
@@ -310,6 +328,7 @@ class Tally:
 
 _CHANCE_NAMES = {
     "SRV-FS-QUIET": "contiguous messages with partial status (no drift)",
+    "SRV-FS-STATELESS": "contiguous messages sent to another instance than the one before",
     "SRV-FS-QUIET-FULL": "messages that carried full status",
 }
 
@@ -463,13 +482,19 @@ class DriftRun:
         if judgement.expectation is FlagExpectation.SHOULD_NOT_SET and rule is not None:
             if self.focus is Focus.SHOULD:
                 self.tally.count(rule, flag, self.render())
+            elif (
+                self.focus is Focus.STATELESS
+                and rule == "SRV-FS-QUIET"
+                and getattr(agent.driver, "switched", False)
+            ):
+                self.tally.count(Focus.STATELESS.value, flag, self.render())
             return
         if judgement.expectation is not FlagExpectation.MUST_SET or flag or rule is None:
             return
         if first and rule == "SRV-FS-NEW" and msg.HasField("agent_description"):
             # Partial only through a capability-required sub-message.
             rule = "SRV-FS-CAPS"
-        if rule == self.focus.value:
+        if rule == self.focus.value or self.focus is Focus.STATELESS:
             raise Violation(
                 rule,
                 f"agent {agent.name} was not asked for full status: {judgement.reason}",

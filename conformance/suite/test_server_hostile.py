@@ -89,6 +89,7 @@ def test_hostile_input_is_survived_and_refused(
         bad=bad_inputs(max_bytes=limit, websocket=websocket),
     )
     def attack(bad: BadInput) -> None:
+        bad = bad.with_fresh_uid()
         transcript = Transcript()
         transcript.note(f"    input: {bad!r}")
         exchange = retry_throttled(transcript, lambda: _send_bad(driver, bad), driver.close)
