@@ -73,7 +73,11 @@ def test_separately_started_reference_passes(
     url = reference.url.replace("http://", f"{scheme}://")
     run = run_suite([f"--target={url}", "-q"], tmp_path)
     assert run.returncode == 0, run.output
-    assert run.ids("pass") == set(CATALOGUE), run.output
+    # One instance, no credentials, the default 64 MiB limit in the quick profile:
+    # these three are skipped, each with its reason.
+    unjudged = {"SRV-AUTH-401", "SRV-413", "SRV-FS-STATELESS"}
+    assert run.ids("pass") == set(CATALOGUE) - unjudged, run.output
+    assert run.ids("skip") == unjudged, run.output
     assert "[http]" in run.output or "passed" in run.output
 
 
@@ -100,6 +104,7 @@ def test_unreachable_target_is_one_clear_error(tmp_path: Path) -> None:
         (["--target-header", "no-colon-here"], "Name: value"),
         (["--profile=huge"], "invalid choice"),
         (["--request-timeout=0"], "--request-timeout"),
+        (["--max-message-bytes=10"], "--max-message-bytes"),
         (["--report-dir", "/tmp"], "--report-dir=VALUE"),
     ],
 )

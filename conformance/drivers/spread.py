@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from conformance.drivers.exchange import Exchange
-from conformance.drivers.http import HttpDriver
+from conformance.drivers.factory import OpAMPDriver
 from conformance.wire import AgentToServer
 
 
@@ -17,7 +17,7 @@ class SpreadDriver:
     another instance than the one before.
     """
 
-    def __init__(self, drivers: Sequence[HttpDriver], choose: Callable[[], int]) -> None:
+    def __init__(self, drivers: Sequence[OpAMPDriver], choose: Callable[[], int]) -> None:
         self.drivers = list(drivers)
         self.choose = choose
         self.transport = "http"
