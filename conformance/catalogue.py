@@ -50,6 +50,14 @@ def _spec(anchor: str) -> str:
     return f"{SPEC_URL}#{anchor}"
 
 
+FLEET_SERVER_URL = "https://github.com/elastic/fleet-server/blob/main"
+
+
+def _fleet(path: str) -> str:
+    """A file of the fleet-server sources (its API schema and handlers)."""
+    return f"{FLEET_SERVER_URL}/{path}"
+
+
 _S = Role.SERVER
 
 REQUIREMENTS: tuple[Requirement, ...] = (
@@ -228,6 +236,73 @@ REQUIREMENTS += (
         "Several instances of one service judge drift like one: an agent whose messages are"
         " spread over them is not asked for full status when its sequence is contiguous",
         _spec("agenttoserversequence_num"),
+    ),
+)
+
+# Fleet REST API of a fleet-server: enrolment, check-in, status.
+_OPENAPI = _fleet("model/openapi.yml")
+REQUIREMENTS += (
+    Requirement(
+        "FLEET-SRV-ENROLL-401",
+        Level.MUST,
+        _S,
+        "Enrolment with a missing, unknown, disabled or otherwise wrong (but well-formed) token"
+        " gets 401, never another 4xx or a 5xx, so an agent can tell a permanent refusal",
+        _fleet("internal/pkg/api/handleEnroll.go"),
+    ),
+    Requirement(
+        "FLEET-SRV-NO-5XX",
+        Level.MUST,
+        _S,
+        "No request to enroll, check-in, acks or status gets a 5xx (except 503 with a reason),"
+        " a hang or a reset, whatever its headers, User-Agent, body or encoding",
+        _OPENAPI,
+    ),
+    Requirement(
+        "FLEET-SRV-ERROR-SHAPE",
+        Level.SHOULD,
+        _S,
+        "Error bodies are JSON {statusCode, error, message} with statusCode equal to the HTTP"
+        " status",
+        _OPENAPI,
+    ),
+    Requirement(
+        "FLEET-SRV-ENROLL-OK",
+        Level.MUST,
+        _S,
+        "A correct enrolment returns 200 with item.id and item.access_api_key, and that key"
+        " works for check-in",
+        _OPENAPI,
+    ),
+    Requirement(
+        "FLEET-SRV-CHECKIN-401",
+        Level.MUST,
+        _S,
+        "A check-in with a wrong access key gets 401; one naming an agent the key does not"
+        " belong to gets 401, 403 or 404, never a 5xx",
+        _fleet("internal/pkg/api/handleCheckin.go"),
+    ),
+    Requirement(
+        "FLEET-SRV-CHECKIN-POLL",
+        Level.SHOULD,
+        _S,
+        "A check-in long poll with poll_timeout returns within that bound, with the same"
+        " ack_token when nothing happened",
+        _fleet("internal/pkg/api/handleCheckin.go"),
+    ),
+    Requirement(
+        "FLEET-SRV-STATUS",
+        Level.MUST,
+        _S,
+        "/api/status answers JSON: 200 with status HEALTHY, or 503 otherwise",
+        _fleet("internal/pkg/api/handleStatus.go"),
+    ),
+    Requirement(
+        "FLEET-SRV-RATE",
+        Level.SHOULD,
+        _S,
+        "A 429 from the Fleet API carries Retry-After",
+        _OPENAPI,
     ),
 )
 

@@ -75,10 +75,14 @@ DEFAULT_PROFILE = "quick"
 _active: Profile = PROFILES[DEFAULT_PROFILE]
 
 
-def activate(name: str) -> Profile:
-    """Make ``name`` the profile the suite's tests read at collection time."""
+def activate(profile: Profile | str) -> Profile:
+    """Make ``profile`` (or the one named so) what the suite's tests read.
+
+    The plugin passes the parsed profile, so that ``--request-timeout``
+    reaches tests that read :func:`active`.
+    """
     global _active
-    _active = PROFILES[name]
+    _active = PROFILES[profile] if isinstance(profile, str) else profile
     return _active
 
 

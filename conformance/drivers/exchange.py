@@ -45,6 +45,8 @@ class Exchange:
     reply_bytes: int = 0
     problem: Problem | None = None
     detail: str = ""
+    #: The response body as received (only for requests sent with ``decode=False``).
+    raw: bytes = field(default=b"", repr=False)
 
     @property
     def ok(self) -> bool:
@@ -92,6 +94,7 @@ class Attempt:
         reply_bytes: int = 0,
         problem: Problem | None = None,
         detail: str = "",
+        raw: bytes = b"",
     ) -> Exchange:
         return Exchange(
             transport=self.transport,
@@ -105,4 +108,5 @@ class Attempt:
             reply_bytes=reply_bytes,
             problem=problem,
             detail=detail,
+            raw=raw,
         )

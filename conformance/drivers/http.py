@@ -117,11 +117,15 @@ class HttpDriver(Driver):
         sent: AgentToServer | None = None,
         method: str = "POST",
         chunked: bool = False,
+        url: str | None = None,
+        decode: bool = True,
     ) -> Exchange:
         """Send arbitrary bytes (hostile input too) and observe the answer.
 
         ``chunked`` sends the body in two pieces with ``Transfer-Encoding:
-        chunked`` and no Content-Length, as opamp-go's client does.
+        chunked`` and no Content-Length, as opamp-go's client does. ``url``
+        overrides the driver's endpoint; with ``decode=False`` the body is
+        kept as received in ``Exchange.raw`` instead of decoded as OpAMP.
         """
         limit = self.timeout if timeout is None else timeout
         all_headers: dict[str, str] = {"Accept-Encoding": "gzip"}
@@ -139,7 +143,7 @@ class HttpDriver(Driver):
         try:
             request = self._http().build_request(
                 method,
-                self.url,
+                url or self.url,
                 content=_pieces(body) if chunked else body,
                 headers=all_headers,
                 timeout=httpx.Timeout(limit),
@@ -164,6 +168,8 @@ class HttpDriver(Driver):
                 problem=Problem.TIMEOUT,
                 detail=f"{type(exc).__name__} after {limit:g} s",
             )
+        except httpx.LocalProtocolError:
+            raise  # our own request was not valid HTTP: a harness error, never the target's
         except httpx.ConnectError as exc:
             return attempt.finish(problem=Problem.CONNECT, detail=str(exc) or type(exc).__name__)
         except (httpx.TransportError, httpx.DecodingError) as exc:
@@ -182,6 +188,10 @@ class HttpDriver(Driver):
             )
         finally:
             watchdog.cancel()
+        if not decode:
+            return attempt.finish(
+                status=status, headers=resp_headers, raw=raw, reply_bytes=len(raw)
+            )
         return _decode_reply(attempt, status, resp_headers, raw, self.max_reply_bytes)
 
 

@@ -39,7 +39,7 @@ from conformance.plugin.results import (
 from conformance.plugin.summary import write_summary
 from conformance.plugin.targets import Unreachable, check_reachable
 from conformance.report_json import build_report, write_report
-from conformance.target import redact_header
+from conformance.target import redact, redact_header
 from conformance.verdicts import Verdict, violations_of
 
 __all__ = [
@@ -78,7 +78,7 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     check_path_option_form(list(config.invocation_params.args))
     options = read_options(config)
-    profiles.activate(options.profile.name)
+    profiles.activate(options.profile)
     config.stash[RESULTS] = Results()
     config.stash[STARTED] = _now()
     config.pluginmanager.register(_Recorder(config), "fleet-conformance-recorder")
@@ -124,6 +124,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     ]
     if options.headers:
         lines.append("  target headers: " + ", ".join(redact_header(*h) for h in options.headers))
+    if options.enrollment_token:
+        lines.append(f"  enrollment token: {redact(options.enrollment_token)}")
     return lines
 
 
@@ -181,6 +183,8 @@ def _reproduce_hint(item: pytest.Item) -> str:
     words += [f"--target={t}" for t in config.getoption("target")]
     if config.getoption("target_header"):
         words.append("--target-header '...'")
+    if config.getoption("enrollment_token"):
+        words.append("--enrollment-token '...'")
     seed = _seed(config)
     if seed is not None:
         words.append(f"--hypothesis-seed={seed}")

@@ -71,6 +71,20 @@ def add_options(parser: pytest.Parser) -> None:
         " in the nightly profile only; giving the target's real limit tests it in every profile)",
     )
     group.addoption(
+        "--enrollment-token",
+        default=None,
+        metavar="TOKEN",
+        help="a Fleet enrollment token (API key) of the target, for the enrolment and check-in"
+        " rules (redacted in every report and log; without it those rules are skipped)",
+    )
+    group.addoption(
+        "--disabled-enrollment-token",
+        default=None,
+        metavar="TOKEN",
+        help="a Fleet enrollment token that exists but is disabled (FLEET-SRV-ENROLL-401;"
+        " redacted)",
+    )
+    group.addoption(
         "--report-dir",
         default="reports",
         metavar="DIR",
@@ -88,6 +102,8 @@ class Options:
     profile: Profile
     strict: bool
     report_dir: Path
+    enrollment_token: str | None = None
+    disabled_enrollment_token: str | None = None
     #: The target's request size limit (SRV-413), and whether the user gave it.
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     max_message_given: bool = False
@@ -147,6 +163,8 @@ def read_options(config: pytest.Config) -> Options:
         profile=profile,
         strict=strict_mode(config),
         report_dir=Path(config.getoption("report_dir")),
+        enrollment_token=config.getoption("enrollment_token") or None,
+        disabled_enrollment_token=config.getoption("disabled_enrollment_token") or None,
         max_message_bytes=DEFAULT_MAX_MESSAGE_BYTES if size is None else size,
         max_message_given=size is not None,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import secrets
 import tempfile
 from dataclasses import dataclass, field
@@ -53,6 +54,12 @@ def check_reachable(options: Options) -> None:
             )
 
 
+def make_enrollment_token() -> str:
+    """A random enrollment token shaped like Elasticsearch's: base64 of ``id:secret``."""
+    raw = f"{secrets.token_hex(10)}:{secrets.token_urlsafe(16)}"
+    return base64.b64encode(raw.encode()).decode()
+
+
 #: Instances of the embedded reference: two processes sharing state, one service.
 EMBEDDED_INSTANCES = 2
 #: The embedded reference's request size limit: small, so SRV-413 runs in every profile.
@@ -75,6 +82,9 @@ class TargetSession:
     embedded: list[EmbeddedServer] = field(default_factory=list)
     #: Headers sent with every request: the user's, or the embedded reference's token.
     headers: list[tuple[str, str]] = field(default_factory=list)
+    #: Fleet enrollment tokens: a working one and a disabled one, when known.
+    enrollment_token: str | None = None
+    disabled_enrollment_token: str | None = None
     #: The target's size limit (SRV-413), and whether it is known rather than the default.
     max_message_bytes: int = 0
     size_limit_known: bool = False
@@ -87,6 +97,8 @@ class TargetSession:
     def start(self) -> None:
         options = self.options
         self.headers = list(options.headers)
+        self.enrollment_token = options.enrollment_token
+        self.disabled_enrollment_token = options.disabled_enrollment_token
         self.max_message_bytes = options.max_message_bytes
         self.size_limit_known = options.max_message_given
         if not options.embedded:
@@ -97,7 +109,11 @@ class TargetSession:
         credential = (EMBEDDED_AUTH_HEADER, f"Bearer {secrets.token_urlsafe(18)}")
         self.headers.append(credential)
         self._state_dir = tempfile.TemporaryDirectory(prefix="fleet-conformance-state-")
+        self.enrollment_token = self.enrollment_token or make_enrollment_token()
+        self.disabled_enrollment_token = self.disabled_enrollment_token or make_enrollment_token()
         args = [
+            f"--enrollment-token={self.enrollment_token}",
+            f"--disabled-enrollment-token={self.disabled_enrollment_token}",
             f"--auth-header={credential[0]}: {credential[1]}",
             f"--max-body={self.max_message_bytes}",
             f"--state-file={Path(self._state_dir.name) / 'agents.sqlite'}",

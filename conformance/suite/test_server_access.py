@@ -6,6 +6,8 @@ and never fails it.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import collections
 import re
 import time
@@ -25,14 +27,40 @@ from conformance.verdicts import Findings, require
 from conformance.wire import ErrorType
 
 #: Header names taken for credentials: only these are removed or corrupted.
-CREDENTIAL_NAME = re.compile(r"authori[sz]ation|token|key|auth|secret|cookie|password", re.I)
+CREDENTIAL_NAME = re.compile(
+    r"authori[sz]ation|token|api[-_]?key|auth|secret|cookie|password", re.I
+)
 
 
 def corrupt(value: str) -> str:
-    """The same credential with its last character changed (same length and shape)."""
-    if not value:
-        return "x"
-    return value[:-1] + ("x" if value[-1] != "x" else "y")
+    """The same credential, wrong but still well-formed.
+
+    ``Scheme base64(id:secret)`` (Elastic API keys) gets the secret's last
+    character changed and is encoded again; anything else gets a character
+    in the middle replaced by another of its kind (letter, digit), so that
+    neither base64 padding bits nor a token's structure hide the change.
+    """
+    scheme, space, token = value.rpartition(" ")
+    try:
+        key_id, sep, secret = base64.b64decode(token, validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        sep = ""
+    if sep and secret and key_id:
+        secret = secret[:-1] + ("x" if secret[-1] != "x" else "y")
+        return scheme + space + base64.b64encode(f"{key_id}:{secret}".encode()).decode()
+    if not token:
+        return value + "x"
+    middle = len(token) // 2
+    for offset in range(len(token)):
+        i = (middle + offset) % len(token)
+        char = token[i]
+        if char.isdigit():
+            return scheme + space + token[:i] + str((int(char) + 1) % 10) + token[i + 1 :]
+        if char.isalpha():
+            other = "b" if char.lower() == "a" else "a"
+            other = other.upper() if char.isupper() else other
+            return scheme + space + token[:i] + other + token[i + 1 :]
+    return value + "x"
 
 
 def _attempt(clients: Clients, transport: Transport, headers: list[tuple[str, str]]) -> Exchange:
@@ -109,6 +137,11 @@ def test_request_over_the_size_limit_gets_413(
     got = f"HTTP {exchange.status}" if exchange.status is not None else "no HTTP status"
     if exchange.problem is not None:
         got += f" ({exchange.problem.value}: {exchange.detail})"
+    if exchange.status == 200 and not conformance_session.size_limit_known:
+        pytest.skip(
+            f"the target accepted a {exchange.sent_bytes} B request: its limit is above the"
+            " spec's recommended 64 MiB, or it has none; give --max-message-bytes=N to test it"
+        )
     require(
         "SRV-413",
         exchange.status == 413,

@@ -95,10 +95,16 @@ def test_hostile_input_is_survived_and_refused(
         exchange = retry_throttled(transcript, lambda: _send_bad(driver, bad), driver.close)
         transcript.add(exchange)
         broken = _breakage(exchange)
-        if broken is not None:
-            raise Violation("SRV-NO-5XX", f"{bad.label}: {broken}", transcript.render())
         malformed = bad.malformation()
-        if malformed is not None:
+        if broken is not None and websocket and malformed is not None:
+            # WebSocket has no request/response pairing: a server may drop a
+            # message it cannot read, or close the socket on it. That misses
+            # BAD_REQUEST (SHOULD); the MUST is that service goes on.
+            tally.count(broken, transcript.render())
+            driver.close()
+        elif broken is not None:
+            raise Violation("SRV-NO-5XX", f"{bad.label}: {broken}", transcript.render())
+        elif malformed is not None:
             tally.count(_not_bad_request(exchange), transcript.render())
         _still_serves(transcript, driver, bad)
 
@@ -106,6 +112,7 @@ def test_hostile_input_is_survived_and_refused(
     Findings(tally.violations()).raise_if_any()
 
 
+FIXED_UID = b"\x42" * 16
 #: Header values other than 0: small, the largest one-byte varint, and multi-byte ones.
 WS_HEADERS = (1, 2, 0x7F, 0x80, 0x3FFF)
 
@@ -123,7 +130,8 @@ def test_websocket_header_other_than_zero_is_malformed(
     for header in WS_HEADERS:
         transcript = Transcript()
         transcript.note(f"    message framed with header {header}")
-        exchange = transcript.add(ws.send(full_status(new_uid(), 0), header=header))
+        # A fixed uid: the bytes after a multi-byte header then always read the same.
+        exchange = transcript.add(ws.send(full_status(FIXED_UID, 0), header=header))
         reply = exchange.reply
         accepted = reply is not None and not reply.HasField("error_response")
         tally.count(f"header {header} accepted" if accepted else None, transcript.render())

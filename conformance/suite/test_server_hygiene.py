@@ -16,7 +16,7 @@ from conformance.properties import conformance_property
 from conformance.strategies import agent_capabilities
 from conformance.target import Transport
 from conformance.verdicts import require
-from conformance.wire import AgentToServer, ServerCap, ServerToAgent
+from conformance.wire import AgentCap, AgentToServer, ServerCap, ServerToAgent
 
 #: One step an agent may take: a full message, a heartbeat, or a repeat of the last one.
 steps = st.lists(st.sampled_from(["full", "heartbeat", "duplicate"]), min_size=1, max_size=6)
@@ -236,21 +236,31 @@ def _error_text(reply: ServerToAgent) -> str:
     return f"type {err.type} {err.error_message!r}"
 
 
+#: Replies smaller than this are not judged: compression middleware commonly
+#: leaves tiny bodies alone (Go's gzhttp, nginx gzip_min_length).
+GZIP_RESP_MIN_BYTES = 1024
+
+
 @pytest.mark.requirement("SRV-GZIP-RESP")
 def test_reply_compressed_when_client_accepts_gzip(
     opamp: Clients, conformance_session: TargetSession
 ) -> None:
-    """With Accept-Encoding: gzip on the request, the reply comes gzip-compressed."""
+    """With Accept-Encoding: gzip, a reply of 1 KiB or more comes gzip-compressed."""
     http = _http_or_skip(opamp, conformance_session, "compressed responses")
+    judged = 0
 
     @conformance_property(caps=agent_capabilities(), plan=steps)
     def conversation(caps: int, plan: list[str]) -> None:
+        nonlocal judged
         transcript = Transcript()
         uid = new_uid()
+        caps |= AgentCap.ACCEPTS_REMOTE_CONFIG  # a config offer makes replies worth compressing
         for seq, step in enumerate(plan):
-            msg = _message(step, uid, seq, caps)
-            _send(transcript, http, msg)
+            _send(transcript, http, _message(step, uid, seq, caps))
             exchange = transcript.exchanges[-1]
+            if exchange.reply_bytes < GZIP_RESP_MIN_BYTES:
+                continue
+            judged += 1
             encoding = (exchange.header("Content-Encoding") or "identity").strip().lower()
             require(
                 "SRV-GZIP-RESP",
@@ -261,3 +271,8 @@ def test_reply_compressed_when_client_accepts_gzip(
             )
 
     conversation()
+    if judged == 0:
+        pytest.skip(
+            f"no reply of {GZIP_RESP_MIN_BYTES} B or more came back (replies smaller than that"
+            " are not judged): compression could not be observed"
+        )

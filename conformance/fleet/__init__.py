@@ -1,0 +1,1 @@
+"""Fleet REST API conformance: a bounded client, evidence and generated requests."""

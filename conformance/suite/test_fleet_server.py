@@ -1,0 +1,467 @@
+"""The Fleet REST API of a fleet-server: enrolment, check-in, acks and status.
+
+The API lives at the target's base URL (scheme://host:port of ``--target``).
+Targets that do not serve it (``GET /api/status`` answers 404, or neither
+the ``Elastic-Api-Version`` header nor a Fleet status body comes back) skip
+these tests with the reason. Rules that need an enrolled agent need
+``--enrollment-token`` (the embedded reference provides one).
+
+These tests enrol agents on the target (tagged ``fleet-conformance``).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from conformance.checks import ShouldTally
+from conformance.fleet.client import (
+    ENROLL_PATH,
+    OLDEST_AGENT_VERSION,
+    STATUS_PATH,
+    FleetCall,
+    FleetClient,
+    FleetTranscript,
+    broken,
+    checkin_path,
+    enrol_body,
+    error_shape_problem,
+    user_agent,
+)
+from conformance.fleet.requests import EDGE_BODIES, REAL_TOKEN, OddRequest, odd_requests
+from conformance.plugin.targets import TargetSession
+from conformance.profiles import active
+from conformance.properties import conformance_property
+from conformance.verdicts import Findings, Violation
+
+#: Resends of a request answered 429 before the test gives up (skip).
+RATE_RETRIES = 3
+#: Longest wait honoured for one 429, in seconds.
+RATE_WAIT_CAP = 5.0
+#: fleet-server holds a check-in at least a minute whatever poll_timeout says
+#: (it takes poll_timeout minus 2 minutes, floored at 1 minute): allowed.
+MIN_SERVER_HOLD = 60.0
+#: poll_timeout the suite asks for, in seconds.
+POLL_SECONDS = 2.0
+
+_presence: dict[str, str | None] = {}
+
+
+@dataclass
+class Fleet:
+    """The Fleet API of the target, with what the suite knows about it."""
+
+    client: FleetClient
+    token: str | None
+    disabled_token: str | None
+    agent: str
+
+    def call(self, transcript: FleetTranscript, send: Callable[[], FleetCall]) -> FleetCall:
+        """One call, honouring 429 answers (``Retry-After``, capped); then recorded."""
+        for _ in range(RATE_RETRIES + 1):
+            call = transcript.add(send())
+            if call.status != 429:
+                return call
+            wait = _retry_after(call) or 1.0
+            time.sleep(min(wait, RATE_WAIT_CAP))
+        pytest.skip(f"the Fleet API kept answering 429 ({RATE_RETRIES + 1} tries): lower the load")
+
+    def enrol(self, transcript: FleetTranscript, token: str, note: str = "") -> FleetCall:
+        return self.call(
+            transcript,
+            lambda: self.client.call(
+                "POST",
+                ENROLL_PATH,
+                api_key=token,
+                json_body=enrol_body(),
+                agent=self.agent,
+                note=note,
+            ),
+        )
+
+    def checkin(
+        self, transcript: FleetTranscript, agent_id: str, key: str, *, ack_token: str | None = None
+    ) -> FleetCall:
+        body: dict[str, object] = {
+            "status": "online",
+            "message": "fleet-conformance",
+            "poll_timeout": f"{POLL_SECONDS:g}s",
+        }
+        if ack_token is not None:
+            body["ack_token"] = ack_token
+        timeout = MIN_SERVER_HOLD + POLL_SECONDS + active().request_timeout
+        return self.call(
+            transcript,
+            lambda: self.client.call(
+                "POST",
+                checkin_path(agent_id),
+                api_key=key,
+                json_body=body,
+                agent=self.agent,
+                timeout=timeout,
+            ),
+        )
+
+    def enrolled(self, transcript: FleetTranscript) -> tuple[str, str]:
+        """(agent id, access key) of a fresh agent; skips when that is not possible."""
+        if self.token is None:
+            pytest.skip("needs --enrollment-token (a Fleet enrollment API key of the target)")
+        call = self.enrol(transcript, self.token)
+        item = call.json.get("item") if isinstance(call.json, dict) else None
+        if call.status != 200 or not isinstance(item, dict):
+            pytest.skip(
+                f"enrolment with --enrollment-token failed (HTTP {call.status});"
+                " see FLEET-SRV-ENROLL-OK"
+            )
+        agent_id, key = item.get("id"), item.get("access_api_key")
+        if not isinstance(agent_id, str) or not isinstance(key, str):
+            pytest.skip(
+                "the enrolment answer lacks item.id or item.access_api_key; see FLEET-SRV-ENROLL-OK"
+            )
+        return agent_id, key
+
+
+def _retry_after(call: FleetCall) -> float | None:
+    value = call.exchange.header("Retry-After")
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _absent_reason(client: FleetClient, session: TargetSession) -> str | None:
+    """Why the target has no Fleet API to test, or ``None`` when it has one."""
+    call = client.call("GET", STATUS_PATH)
+    if call.exchange.problem is not None:
+        return f"GET {STATUS_PATH}: {call.exchange.problem.value}"
+    doc = call.json
+    fleet_like = call.exchange.header("Elastic-Api-Version") is not None or (
+        isinstance(doc, dict) and "status" in doc and "name" in doc
+    )
+    if call.status in (404, 405) or not (fleet_like or session.enrollment_token):
+        return (
+            f"the target does not serve the Fleet API (GET {client.base_url}{STATUS_PATH}"
+            f" answered HTTP {call.status} without Elastic-Api-Version or a Fleet status body)"
+        )
+    return None
+
+
+def _agent_version(client: FleetClient) -> str:
+    """The server's version when /api/status tells it, else the oldest one every server takes."""
+    doc = client.call("GET", STATUS_PATH).json
+    version = doc.get("version") if isinstance(doc, dict) else None
+    number = version.get("number") if isinstance(version, dict) else version
+    if isinstance(number, str) and number.count(".") >= 1:
+        return number.split("-")[0]
+    return OLDEST_AGENT_VERSION
+
+
+@pytest.fixture
+def fleet(conformance_session: TargetSession) -> Iterator[Fleet]:
+    base = conformance_session.primary.base_url
+    client = FleetClient(base, timeout=active().request_timeout)
+    try:
+        if base not in _presence:
+            _presence[base] = _absent_reason(client, conformance_session)
+        reason = _presence[base]
+        if reason is not None:
+            pytest.skip(reason)
+        yield Fleet(
+            client,
+            conformance_session.enrollment_token,
+            conformance_session.disabled_enrollment_token,
+            user_agent(_agent_version(client)),
+        )
+    finally:
+        client.close()
+
+
+def _changed_token(token: str) -> str | None:
+    """The token with the last character of its secret changed, still well-formed."""
+    try:
+        key_id, sep, secret = base64.b64decode(token, validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    if not sep or not secret:
+        return None
+    secret = secret[:-1] + ("x" if secret[-1] != "x" else "y")
+    return base64.b64encode(f"{key_id}:{secret}".encode()).decode()
+
+
+def _well_formed_unknown() -> str:
+    return base64.b64encode(f"{uuid.uuid4().hex[:20]}:{uuid.uuid4().hex}".encode()).decode()
+
+
+def _check_error_shapes(findings: Findings, transcript: FleetTranscript) -> None:
+    for call in transcript.calls:
+        problem = error_shape_problem(call)
+        if problem is not None:
+            findings.add(
+                "FLEET-SRV-ERROR-SHAPE",
+                f"{call.method} {call.path}: {problem}",
+                transcript.render(),
+            )
+            return
+
+
+@pytest.mark.requirement("FLEET-SRV-STATUS")
+def test_status_answers_json(fleet: Fleet) -> None:
+    """GET /api/status: 200 with status HEALTHY, or 503 with another status; JSON either way."""
+    transcript = FleetTranscript()
+    call = transcript.add(fleet.client.call("GET", STATUS_PATH))
+    doc = call.json
+    state = doc.get("status") if isinstance(doc, dict) else None
+    if call.status == 200 and state == "HEALTHY":
+        return
+    if call.status == 503 and isinstance(state, str) and state != "HEALTHY":
+        return
+    raise Violation(
+        "FLEET-SRV-STATUS",
+        f"HTTP {call.status} with "
+        + (f"status {state!r}" if isinstance(doc, dict) else "a body that is not a JSON object")
+        + "; expected 200 with status HEALTHY, or 503 with another status",
+        transcript.render(),
+    )
+
+
+@pytest.mark.requirement("FLEET-SRV-ENROLL-401", "FLEET-SRV-ERROR-SHAPE")
+def test_enrolment_with_a_wrong_token_gets_401(fleet: Fleet) -> None:
+    """Missing, unknown, disabled, altered and non-enrollment keys get 401 (malformed: 400 too)."""
+    transcript = FleetTranscript()
+    cases: list[tuple[str, str | None, frozenset[int]]] = [
+        ("no Authorization header", None, frozenset({401})),
+        ("well-formed unknown key", f"ApiKey {_well_formed_unknown()}", frozenset({401})),
+        ("scheme Bearer instead of ApiKey", "Bearer fleet-conformance", frozenset({400, 401})),
+        ("ApiKey that is not base64 of id:key", "ApiKey !!not-base64!!", frozenset({400, 401})),
+    ]
+    if fleet.disabled_token is not None:
+        cases.append(
+            ("disabled enrollment token", f"ApiKey {fleet.disabled_token}", frozenset({401}))
+        )
+    if fleet.token is not None:
+        changed = _changed_token(fleet.token)
+        if changed is not None:
+            cases.append(
+                (
+                    "enrollment token with one character changed",
+                    f"ApiKey {changed}",
+                    frozenset({401}),
+                )
+            )
+        _, access_key = fleet.enrolled(transcript)
+        cases.append(
+            (
+                "an agent's access key (not an enrollment key)",
+                f"ApiKey {access_key}",
+                frozenset({401}),
+            )
+        )
+    findings = Findings()
+    for label, authorization, allowed in cases:
+        call = fleet.call(transcript, _enrol_with(fleet, authorization, label))
+        findings.check(
+            "FLEET-SRV-ENROLL-401",
+            call.status in allowed,
+            f"{label}: HTTP {call.status}, expected {' or '.join(map(str, sorted(allowed)))}",
+            transcript.render(),
+        )
+    _check_error_shapes(findings, transcript)
+    findings.items = _first_per_rule(findings.items)
+    findings.raise_if_any()
+
+
+def _enrol_with(fleet: Fleet, authorization: str | None, label: str) -> Callable[[], FleetCall]:
+    def send() -> FleetCall:
+        return fleet.client.call(
+            "POST",
+            ENROLL_PATH,
+            authorization=authorization,
+            json_body=enrol_body(),
+            agent=fleet.agent,
+            note=label,
+        )
+
+    return send
+
+
+def _first_per_rule(found: list[Violation]) -> list[Violation]:
+    seen: dict[str, Violation] = {}
+    for violation in found:
+        seen.setdefault(violation.req_id, violation)
+    return list(seen.values())
+
+
+@pytest.mark.requirement("FLEET-SRV-ENROLL-OK")
+def test_enrolment_succeeds_and_its_key_checks_in(fleet: Fleet) -> None:
+    """A correct enrolment gets item.id and item.access_api_key, and the key checks in."""
+    if fleet.token is None:
+        pytest.skip("needs --enrollment-token (a Fleet enrollment API key of the target)")
+    transcript = FleetTranscript()
+    call = fleet.enrol(transcript, fleet.token)
+    item = call.json.get("item") if isinstance(call.json, dict) else None
+    agent_id = item.get("id") if isinstance(item, dict) else None
+    key = item.get("access_api_key") if isinstance(item, dict) else None
+    if call.status != 200 or not isinstance(agent_id, str) or not isinstance(key, str):
+        raise Violation(
+            "FLEET-SRV-ENROLL-OK",
+            f"enrolment answered HTTP {call.status}"
+            + ("" if call.status != 200 else " without string item.id and item.access_api_key"),
+            transcript.render(),
+        )
+    checked = fleet.checkin(transcript, agent_id, key)
+    if checked.status != 200:
+        raise Violation(
+            "FLEET-SRV-ENROLL-OK",
+            f"the access key from enrolment was refused at check-in: HTTP {checked.status}"
+            + (f" ({checked.exchange.problem.value})" if checked.exchange.problem else ""),
+            transcript.render(),
+        )
+
+
+@pytest.mark.requirement("FLEET-SRV-CHECKIN-401", "FLEET-SRV-ERROR-SHAPE")
+def test_checkin_with_a_wrong_key_is_refused(fleet: Fleet) -> None:
+    """A wrong access key gets 401; a key used for another agent id gets 401, 403 or 404."""
+    transcript = FleetTranscript()
+    findings = Findings()
+    unknown = fleet.checkin(transcript, str(uuid.uuid4()), _well_formed_unknown())
+    findings.check(
+        "FLEET-SRV-CHECKIN-401",
+        unknown.status == 401,
+        f"check-in with an unknown access key: HTTP {unknown.status}, expected 401",
+        transcript.render(),
+    )
+    if fleet.token is not None:
+        _, key = fleet.enrolled(transcript)
+        other = fleet.checkin(transcript, str(uuid.uuid4()), key)
+        findings.check(
+            "FLEET-SRV-CHECKIN-401",
+            other.status in (401, 403, 404),
+            f"check-in naming an agent id the key does not belong to: HTTP {other.status},"
+            " expected 401, 403 or 404",
+            transcript.render(),
+        )
+    _check_error_shapes(findings, transcript)
+    findings.items = _first_per_rule(findings.items)
+    findings.raise_if_any()
+
+
+@pytest.mark.requirement("FLEET-SRV-CHECKIN-POLL")
+def test_long_poll_is_bounded_and_keeps_the_ack_token(fleet: Fleet) -> None:
+    """With poll_timeout, the check-in returns in time; nothing happened, so the ack_token stays."""
+    transcript = FleetTranscript()
+    agent_id, key = fleet.enrolled(transcript)
+    bound = max(POLL_SECONDS, MIN_SERVER_HOLD) + active().request_timeout
+    findings = Findings()
+    tokens: list[object] = []
+    for ack_token in (None, "<from the first>"):
+        sent = None if ack_token is None else (tokens[0] if isinstance(tokens[0], str) else None)
+        call = fleet.checkin(transcript, agent_id, key, ack_token=sent)
+        if call.status != 200:
+            pytest.skip(
+                f"the enrolled agent's check-in was refused (HTTP {call.status});"
+                " see FLEET-SRV-ENROLL-OK"
+            )
+        elapsed = call.exchange.elapsed
+        findings.check(
+            "FLEET-SRV-CHECKIN-POLL",
+            elapsed <= bound,
+            f"poll_timeout {POLL_SECONDS:g}s, answered after {elapsed:.1f} s"
+            f" (allowed {bound:.0f} s)",
+            transcript.render(),
+        )
+        tokens.append(call.json.get("ack_token") if isinstance(call.json, dict) else None)
+    findings.check(
+        "FLEET-SRV-CHECKIN-POLL",
+        tokens[0] == tokens[1],
+        f"ack_token changed from {tokens[0]!r} to {tokens[1]!r} although nothing happened",
+        transcript.render(),
+    )
+    findings.items = _first_per_rule(findings.items)
+    findings.raise_if_any()
+
+
+#: The burst for FLEET-SRV-RATE: enrolments with an unknown key, sent back to back.
+RATE_BURST = 80
+
+
+@pytest.mark.requirement("FLEET-SRV-RATE")
+def test_rate_limit_answers_say_when_to_retry(fleet: Fleet) -> None:
+    """A burst of enrolments; every 429 that comes back carries Retry-After."""
+    transcript = FleetTranscript()
+    limited: list[FleetCall] = []
+    key = _well_formed_unknown()
+    for _ in range(RATE_BURST):
+        call = fleet.client.call(
+            "POST", ENROLL_PATH, api_key=key, json_body=enrol_body(), agent=fleet.agent
+        )
+        if call.status == 429:
+            limited.append(transcript.add(call))
+            if len(limited) >= 5:
+                break
+    if not limited:
+        pytest.skip(f"no 429 in a burst of {RATE_BURST} enrolments: the rule could not be observed")
+    bare = [c for c in limited if c.exchange.header("Retry-After") is None]
+    if bare:
+        raise Violation(
+            "FLEET-SRV-RATE",
+            f"{len(bare)} of {len(limited)} answers HTTP 429 without Retry-After",
+            transcript.render(),
+        )
+
+
+def _send_odd(fleet: Fleet, request: OddRequest) -> FleetCall:
+    authorization = request.authorization
+    if authorization == REAL_TOKEN:
+        authorization = f"ApiKey {fleet.token}" if fleet.token else None
+    return fleet.client.call(
+        request.method,
+        request.path,
+        authorization=authorization,
+        raw_body=request.body,
+        content_type=request.content_type,
+        agent=request.agent,
+        gzip=request.gzip,
+        note=request.note,
+    )
+
+
+@pytest.mark.requirement("FLEET-SRV-NO-5XX", "FLEET-SRV-ERROR-SHAPE")
+def test_odd_requests_get_no_5xx(fleet: Fleet) -> None:
+    """No generated or near-valid request gets a 5xx (but 503 with a reason), a hang or a reset."""
+    shapes = ShouldTally(
+        "FLEET-SRV-ERROR-SHAPE", "error responses not shaped {statusCode, error, message}"
+    )
+    edges = []
+    if fleet.token is not None:
+        edges = [
+            OddRequest(
+                "POST", ENROLL_PATH, REAL_TOKEN, fleet.agent, "application/json", body, note=label
+            )
+            for label, body in EDGE_BODIES
+        ]
+
+    def judge(request: OddRequest) -> None:
+        transcript = FleetTranscript()
+        # A 429 (say, after the rate-limit test) says nothing about the request: wait, resend.
+        call = fleet.call(transcript, lambda: _send_odd(fleet, request))
+        problem = broken(call)
+        if problem is not None:
+            raise Violation("FLEET-SRV-NO-5XX", f"{request!r}: {problem}", transcript.render())
+        if call.status is not None and call.status >= 400 and call.status != 429:
+            shapes.count(error_shape_problem(call), transcript.render())
+
+    for edge in edges:
+        judge(edge)
+
+    @conformance_property(time_budget=active().test_budget, request=odd_requests())
+    def odd(request: OddRequest) -> None:
+        judge(request)
+
+    odd()
+    Findings(shapes.violations()).raise_if_any()
