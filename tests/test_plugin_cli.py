@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import socket
 import subprocess
 import sys
@@ -23,6 +24,9 @@ OPTIONS = [
     "--strict",
     "--report-dir",
     "--request-timeout",
+    "--max-message-bytes",
+    "--enrollment-token",
+    "--disabled-enrollment-token",
 ]
 
 
@@ -122,12 +126,21 @@ def test_bad_options_are_usage_errors(args: list[str], message: str, tmp_path: P
 
 def test_credentials_are_redacted_everywhere(tmp_path: Path) -> None:
     secret = "Bearer s3cr3t-token-value"
-    server = EmbeddedServer(args=["--auth-header", f"Authorization: {secret}"])
+    token = base64.b64encode(b"redaction-id:t0ps3cret-enrolment").decode()
+    server = EmbeddedServer(
+        args=["--auth-header", f"Authorization: {secret}", f"--enrollment-token={token}"]
+    )
     url = server.start()
     try:
         denied = run_suite([f"--target={url}", "-q", "-x"], tmp_path / "denied")
         allowed = run_suite(
-            [f"--target={url}", "--target-header", f"Authorization: {secret}", "-v"],
+            [
+                f"--target={url}",
+                "--target-header",
+                f"Authorization: {secret}",
+                f"--enrollment-token={token}",
+                "-v",
+            ],
             tmp_path / "allowed",
         )
     finally:
@@ -135,10 +148,13 @@ def test_credentials_are_redacted_everywhere(tmp_path: Path) -> None:
     assert denied.returncode == 1, denied.output
     assert allowed.returncode == 0, allowed.output
     assert "Authorization: Be***" in allowed.output
+    assert "enrollment token: cm***" in allowed.output
+    assert allowed.ids("pass") >= {"FLEET-SRV-ENROLL-OK", "FLEET-SRV-ENROLL-401"}
     for path in (tmp_path / "allowed").rglob("*"):
         if path.is_file():
-            assert "s3cr3t" not in path.read_text(errors="replace"), path
-    assert "s3cr3t" not in allowed.output
+            text = path.read_text(errors="replace")
+            assert "s3cr3t" not in text and token not in text, path
+    assert "s3cr3t" not in allowed.output and token not in allowed.output
 
 
 def test_target_killed_mid_run_ends_with_verdicts(tmp_path: Path) -> None:
