@@ -11,6 +11,13 @@ from conformance.plugin.results import Results
 from conformance.verdicts import Verdict
 
 REPORT_FORMAT = 1
+#: The JSON Schema every conformance.json of this format follows.
+SCHEMA_PATH = Path(__file__).parent / "schemas" / f"conformance-report.v{REPORT_FORMAT}.schema.json"
+
+
+def report_schema() -> dict[str, Any]:
+    schema: dict[str, Any] = json.loads(SCHEMA_PATH.read_text())
+    return schema
 
 
 def build_report(

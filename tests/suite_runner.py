@@ -10,7 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import jsonschema
+
 import conformance.suite
+from conformance.report_json import report_schema
 
 SUITE_DIR = Path(next(iter(conformance.suite.__path__)))
 REPO = SUITE_DIR.parent.parent
@@ -63,4 +66,7 @@ def run_suite(args: list[str], workdir: Path, timeout: float = RUN_TIMEOUT) -> S
     )
     path = report_dir / "conformance.json"
     report = json.loads(path.read_text()) if path.exists() else None
+    if report is not None:
+        # Every report any self-test produces must follow the published schema.
+        jsonschema.validate(report, report_schema(), format_checker=jsonschema.FormatChecker())
     return SuiteRun(proc.returncode, proc.stdout + proc.stderr, report)
