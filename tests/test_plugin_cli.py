@@ -27,6 +27,8 @@ OPTIONS = [
     "--max-message-bytes",
     "--enrollment-token",
     "--disabled-enrollment-token",
+    "--requirement",
+    "--exclude-requirement",
 ]
 
 
@@ -115,6 +117,7 @@ def test_unreachable_target_is_one_clear_error(tmp_path: Path) -> None:
         (["--profile=huge"], "invalid choice"),
         (["--request-timeout=0"], "--request-timeout"),
         (["--max-message-bytes=10"], "--max-message-bytes"),
+        (["--requirement=NOPE-*"], "matches no catalogue ID"),
         (["--report-dir", "/tmp"], "--report-dir=VALUE"),
     ],
 )
@@ -187,3 +190,13 @@ def test_target_killed_mid_run_ends_with_verdicts(tmp_path: Path) -> None:
     assert suite.returncode == 1, output
     assert "could not connect" in output or "connection dropped" in output, output[-3000:]
     assert (report_dir / "conformance.json").exists()
+
+
+def test_requirement_selection_runs_only_the_chosen_rules(tmp_path: Path) -> None:
+    run = run_suite(
+        ["--requirement=SRV-FS-*", "--exclude-requirement=SRV-FS-STATELESS", "-q"], tmp_path
+    )
+    assert run.returncode == 0, run.output
+    judged = {i for i in CATALOGUE if i.startswith("SRV-FS-") and i != "SRV-FS-STATELESS"}
+    assert run.ids("pass") == judged, run.output
+    assert run.ids("not run") == set(CATALOGUE) - judged

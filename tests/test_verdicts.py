@@ -105,3 +105,14 @@ def test_completed_tally_passes_the_other_declared_requirements() -> None:
     }
     aborted = findings_for(reqs, "call", "failed", Violation("SRV-REPLY", "x"), "", False)
     assert ("SRV-FS-QUIET", Verdict.NOT_RUN) in {(f.requirement, f.verdict) for f in aborted}
+
+
+def test_requirement_patterns_select_and_exclude() -> None:
+    from conformance.plugin.options import selected
+
+    assert selected(["SRV-FS-GAP"], ["SRV-FS-*"], [])
+    assert not selected(["SRV-REPLY"], ["SRV-FS-*"], [])
+    assert not selected(["SRV-FS-GAP"], [], ["SRV-FS-GAP"])
+    # A test checking two rules runs while one of them is still wanted.
+    assert selected(["FLEET-SRV-NO-5XX", "FLEET-SRV-ERROR-SHAPE"], [], ["FLEET-SRV-NO-5XX"])
+    assert selected(["SRV-REPLY"], [], [])

@@ -25,6 +25,8 @@ from conformance.plugin.options import (
     add_options,
     check_path_option_form,
     read_options,
+    requirement_patterns,
+    selected,
     strict_mode,
 )
 from conformance.plugin.results import (
@@ -141,6 +143,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for rid in requirement_ids(item):
             if rid not in CATALOGUE:
                 raise pytest.UsageError(f"{item.nodeid} names unknown requirement {rid!r}")
+    chosen, left_out = requirement_patterns(config)
+    if not chosen and not left_out:
+        return
+    kept: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    for item in items:
+        ids = requirement_ids(item)
+        (kept if not ids or selected(ids, chosen, left_out) else dropped).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
 
 
 @pytest.hookimpl(wrapper=True)

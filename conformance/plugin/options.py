@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from conformance.catalogue import CATALOGUE
 from conformance.profiles import DEFAULT_PROFILE, PROFILES, Profile
 from conformance.target import Target, TargetError, Transport, parse_header, parse_target
 from conformance.wire import DEFAULT_MAX_MESSAGE_BYTES
@@ -83,6 +85,21 @@ def add_options(parser: pytest.Parser) -> None:
         metavar="TOKEN",
         help="a Fleet enrollment token that exists but is disabled (FLEET-SRV-ENROLL-401;"
         " redacted)",
+    )
+    group.addoption(
+        "--requirement",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="run only the tests that check these requirements: an ID or a glob such as"
+        " 'SRV-FS-*' (repeatable)",
+    )
+    group.addoption(
+        "--exclude-requirement",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="leave out the tests that check only these requirements (ID or glob, repeatable)",
     )
     group.addoption(
         "--report-dir",
@@ -173,3 +190,24 @@ def read_options(config: pytest.Config) -> Options:
 def strict_mode(config: pytest.Config) -> bool:
     """``--conformance-strict``, or pytest's own ``--strict`` (which implies it)."""
     return bool(config.getoption("conformance_strict") or config.getoption("strict", False))
+
+
+def requirement_patterns(config: pytest.Config) -> tuple[list[str], list[str]]:
+    """``--requirement`` and ``--exclude-requirement`` patterns, checked against the catalogue."""
+    chosen = [str(p) for p in config.getoption("requirement")]
+    left_out = [str(p) for p in config.getoption("exclude_requirement")]
+    for pattern in chosen + left_out:
+        if not fnmatch.filter(CATALOGUE, pattern):
+            raise pytest.UsageError(
+                f"requirement pattern {pattern!r} matches no catalogue ID"
+                " (IDs look like SRV-FS-GAP, FLEET-SRV-STATUS; globs like 'SRV-FS-*')"
+            )
+    return chosen, left_out
+
+
+def selected(ids: list[str], chosen: list[str], left_out: list[str]) -> bool:
+    """Whether a test checking ``ids`` runs under the given patterns."""
+    kept = [i for i in ids if not any(fnmatch.fnmatchcase(i, p) for p in left_out)]
+    if not kept:
+        return False
+    return not chosen or any(fnmatch.fnmatchcase(i, p) for i in kept for p in chosen)
