@@ -29,6 +29,7 @@ OPTIONS = [
     "--disabled-enrollment-token",
     "--requirement",
     "--exclude-requirement",
+    "--expected-failures",
 ]
 
 

@@ -224,9 +224,12 @@ class _Recorder:
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if _is_worker(self.config) or not self.results.seen_any:
             return
+        options = read_options(self.config)
+        self.results.apply_baseline(
+            options.expected_failures, [t.given for t in options.targets] or [EMBEDDED_NAME]
+        )
         if session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
             session.exitstatus = self.results.exit_status()
-        options = read_options(self.config)
         report = build_report(
             self.results,
             targets=[t.display for t in options.targets] or [EMBEDDED_NAME],

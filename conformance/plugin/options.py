@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from conformance.baseline import BaselineError, Entry
+from conformance.baseline import load as load_baseline
 from conformance.catalogue import CATALOGUE
 from conformance.profiles import DEFAULT_PROFILE, PROFILES, Profile
 from conformance.target import Target, TargetError, Transport, parse_header, parse_target
@@ -102,6 +104,13 @@ def add_options(parser: pytest.Parser) -> None:
         help="leave out the tests that check only these requirements (ID or glob, repeatable)",
     )
     group.addoption(
+        "--expected-failures",
+        default=None,
+        metavar="FILE",
+        help="YAML baseline of known failures (id, reason, optional target): listed ones do"
+        " not fail the run, unlisted ones do, listed ones that pass fail it as stale",
+    )
+    group.addoption(
         "--report-dir",
         default="reports",
         metavar="DIR",
@@ -121,6 +130,7 @@ class Options:
     report_dir: Path
     enrollment_token: str | None = None
     disabled_enrollment_token: str | None = None
+    expected_failures: tuple[Entry, ...] = ()
     #: The target's request size limit (SRV-413), and whether the user gave it.
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     max_message_given: bool = False
@@ -144,7 +154,7 @@ class Options:
 
 #: Options whose value is a path. pytest finds its rootdir and ini file before
 #: plugins load, so a path given as a separate word is taken for a test path.
-PATH_OPTIONS = ("--report-dir",)
+PATH_OPTIONS = ("--report-dir", "--expected-failures")
 
 
 def check_path_option_form(args: list[str] | tuple[str, ...]) -> None:
@@ -170,6 +180,11 @@ def read_options(config: pytest.Config) -> Options:
         if not 0 < timeout <= 600:
             raise pytest.UsageError("--request-timeout must be between 0 and 600 seconds")
         profile = dataclasses.replace(profile, request_timeout=timeout)
+    baseline_path = config.getoption("expected_failures")
+    try:
+        expected = tuple(load_baseline(Path(baseline_path))) if baseline_path else ()
+    except BaselineError as exc:
+        raise pytest.UsageError(str(exc)) from None
     size = config.getoption("max_message_bytes")
     if size is not None and not 1024 <= size <= 1 << 31:
         raise pytest.UsageError("--max-message-bytes must be between 1024 and 2147483648")
@@ -182,6 +197,7 @@ def read_options(config: pytest.Config) -> Options:
         report_dir=Path(config.getoption("report_dir")),
         enrollment_token=config.getoption("enrollment_token") or None,
         disabled_enrollment_token=config.getoption("disabled_enrollment_token") or None,
+        expected_failures=expected,
         max_message_bytes=DEFAULT_MAX_MESSAGE_BYTES if size is None else size,
         max_message_given=size is not None,
     )

@@ -8,11 +8,13 @@ single-process run.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
+from conformance.baseline import Entry
 from conformance.catalogue import CATALOGUE, Requirement
 from conformance.verdicts import (
     Verdict,
@@ -109,10 +111,16 @@ class RequirementResult:
     verdict: Verdict = Verdict.NOT_RUN
     findings: list[Finding] = field(default_factory=list)
     tests: list[str] = field(default_factory=list)
+    #: Set by a baseline: "expected" (a listed failure) or "stale" (listed, but passed).
+    baseline: str | None = None
+    baseline_reason: str = ""
 
     def to_json(self) -> dict[str, Any]:
         req = self.requirement
-        return {
+        extra: dict[str, Any] = {}
+        if self.baseline is not None:
+            extra["baseline"] = {"status": self.baseline, "reason": self.baseline_reason}
+        return extra | {
             "id": req.id,
             "level": req.level.value,
             "role": req.role.value,
@@ -148,9 +156,26 @@ class Results:
     def count(self, verdict: Verdict) -> int:
         return sum(1 for r in self.by_id.values() if r.verdict is verdict)
 
+    def apply_baseline(self, entries: Iterable[Entry], targets: list[str]) -> None:
+        """Mark listed failures as expected and listed passes as stale."""
+        for entry in entries:
+            if not entry.applies_to(targets):
+                continue
+            result = self.by_id[entry.id]
+            if result.verdict in (Verdict.FAIL, Verdict.WARN):
+                result.baseline = "expected"
+            elif result.verdict is Verdict.PASS:
+                result.baseline = "stale"
+            result.baseline_reason = entry.reason
+
     def exit_status(self) -> int:
-        """1 when a requirement fails, 3 when only the harness broke, else 0."""
-        if self.count(Verdict.FAIL):
+        """1 when a requirement fails unexpectedly or a baseline entry is stale,
+        3 when only the harness broke, else 0."""
+        unexpected = any(
+            r.verdict is Verdict.FAIL and r.baseline != "expected" for r in self.by_id.values()
+        )
+        stale = any(r.baseline == "stale" for r in self.by_id.values())
+        if unexpected or stale:
             return 1
         if self.count(Verdict.ERROR):
             return 3

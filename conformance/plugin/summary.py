@@ -22,7 +22,18 @@ def write_summary(tr: pytest.TerminalReporter, results: Results, report_path: st
                 (f.message for f in result.findings if f.verdict is verdict and f.message), ""
             )
             first = reason.splitlines()[0] if reason else ""
-            tr.write_line(f"{verdict.value.upper():5} {req.id} ({req.level.value}): {first}")
+            label = verdict.value.upper()
+            if result.baseline == "expected":
+                label = f"{label} (expected)"
+                first = f"{first} [baseline: {result.baseline_reason}]"
+            tr.write_line(f"{label:5} {req.id} ({req.level.value}): {first}")
+    for result in results.by_id.values():
+        if result.baseline == "stale":
+            req = result.requirement
+            tr.write_line(
+                f"STALE {req.id} ({req.level.value}): listed in --expected-failures"
+                f" ({result.baseline_reason}) but passed: remove the entry"
+            )
     counts = ", ".join(
         f"{results.count(v)} {v.value}" for v in reversed(Verdict) if results.count(v)
     )
