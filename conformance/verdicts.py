@@ -114,6 +114,14 @@ def violations_of(exc: BaseException | None) -> list[Violation]:
     return []
 
 
+def first_per_rule(found: Iterable[Violation]) -> list[Violation]:
+    """The first violation of each requirement, in order (one finding per rule per test)."""
+    seen: dict[str, Violation] = {}
+    for violation in found:
+        seen.setdefault(violation.req_id, violation)
+    return list(seen.values())
+
+
 def completed_checks(exc: BaseException | None) -> bool:
     """Whether the failing test still ran every check it declares."""
     return isinstance(exc, Violations) and exc.complete

@@ -40,7 +40,7 @@ from conformance.fleet.requests import EDGE_BODIES, REAL_TOKEN, OddRequest, odd_
 from conformance.plugin.targets import TargetSession
 from conformance.profiles import active
 from conformance.properties import conformance_property
-from conformance.verdicts import Findings, Violation
+from conformance.verdicts import Findings, Violation, first_per_rule
 
 #: Resends of a request answered 429 before the test gives up (skip).
 RATE_RETRIES = 3
@@ -274,7 +274,7 @@ def test_enrolment_with_a_wrong_token_gets_401(fleet: Fleet) -> None:
             transcript.render(),
         )
     _check_error_shapes(findings, transcript)
-    findings.items = _first_per_rule(findings.items)
+    findings.items = first_per_rule(findings.items)
     findings.raise_if_any()
 
 
@@ -290,13 +290,6 @@ def _enrol_with(fleet: Fleet, authorization: str | None, label: str) -> Callable
         )
 
     return send
-
-
-def _first_per_rule(found: list[Violation]) -> list[Violation]:
-    seen: dict[str, Violation] = {}
-    for violation in found:
-        seen.setdefault(violation.req_id, violation)
-    return list(seen.values())
 
 
 @pytest.mark.requirement("FLEET-SRV-ENROLL-OK")
@@ -349,7 +342,7 @@ def test_checkin_with_a_wrong_key_is_refused(fleet: Fleet) -> None:
             transcript.render(),
         )
     _check_error_shapes(findings, transcript)
-    findings.items = _first_per_rule(findings.items)
+    findings.items = first_per_rule(findings.items)
     findings.raise_if_any()
 
 
@@ -384,7 +377,7 @@ def test_long_poll_is_bounded_and_keeps_the_ack_token(fleet: Fleet) -> None:
         f"ack_token changed from {tokens[0]!r} to {tokens[1]!r} although nothing happened",
         transcript.render(),
     )
-    findings.items = _first_per_rule(findings.items)
+    findings.items = first_per_rule(findings.items)
     findings.raise_if_any()
 
 

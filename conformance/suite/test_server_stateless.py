@@ -34,7 +34,7 @@ from conformance.scenarios.drift import (
     scenarios,
 )
 from conformance.target import Transport
-from conformance.verdicts import Violation, Violations, violations_of
+from conformance.verdicts import Violation, Violations, first_per_rule, violations_of
 from conformance.wire import AgentCap
 
 #: A fixed conversation every per-process store gets wrong: seq 0 (full) to
@@ -111,11 +111,4 @@ def test_instances_of_one_service_judge_drift_alike(
         driver.close()
     found += tally.findings()
     if found:
-        raise Violations(_first_per_rule(found), complete=True)
-
-
-def _first_per_rule(found: list[Violation]) -> list[Violation]:
-    seen: dict[str, Violation] = {}
-    for violation in found:
-        seen.setdefault(violation.req_id, violation)
-    return list(seen.values())
+        raise Violations(first_per_rule(found), complete=True)
