@@ -5,8 +5,7 @@ from __future__ import annotations
 import base64
 
 from conformance.drivers.exchange import Attempt, Problem
-from conformance.fleet.client import FleetCall, broken, error_shape_problem
-from conformance.suite.test_fleet_server import _changed_token
+from conformance.fleet.client import FleetCall, broken, changed_api_key, error_shape_problem
 from conformance.suite.test_server_access import corrupt
 from fixtures.reference.fleet_api import TokenBucket, parse_duration
 
@@ -52,10 +51,10 @@ def test_token_bucket_refuses_past_the_burst() -> None:
 
 def test_changed_tokens_stay_well_formed() -> None:
     token = base64.b64encode(b"key-id:secretw").decode()
-    changed = _changed_token(token)
+    changed = changed_api_key(token)
     assert changed is not None and changed != token
     assert base64.b64decode(changed).decode() == "key-id:secretx"
-    assert _changed_token("not base64!") is None
+    assert changed_api_key("not base64!") is None
     assert corrupt(f"ApiKey {token}") == f"ApiKey {changed}"
     jwt = "Bearer aaaa.bbbb.cccw"
     assert corrupt(jwt) != jwt and corrupt(jwt).endswith("w")

@@ -9,6 +9,8 @@ as the OpAMP HTTP driver.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import zlib
 from collections.abc import Mapping
@@ -30,6 +32,23 @@ BROKEN = {
     Problem.DISCONNECTED: "connection dropped",
     Problem.CONNECT: "could not connect",
 }
+
+
+def api_key(key_id: str, secret: str) -> str:
+    """An Elastic API key as sent after ``ApiKey``: base64 of ``id:secret``."""
+    return base64.b64encode(f"{key_id}:{secret}".encode()).decode()
+
+
+def changed_api_key(token: str) -> str | None:
+    """``token`` with the last character of its secret changed, still base64 of
+    ``id:secret``; ``None`` when ``token`` does not have that shape."""
+    try:
+        key_id, sep, secret = base64.b64decode(token, validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    if not (sep and secret and key_id):
+        return None
+    return api_key(key_id, secret[:-1] + ("x" if secret[-1] != "x" else "y"))
 
 
 def checkin_path(agent_id: str) -> str:

@@ -10,7 +10,6 @@ only on a rare, near-valid request is still found every time.
 
 from __future__ import annotations
 
-import base64
 import json
 import uuid
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from conformance.fleet.client import (
     OLDEST_AGENT_VERSION,
     STATUS_PATH,
     acks_path,
+    api_key,
     checkin_path,
     enrol_body,
     user_agent,
@@ -55,7 +55,7 @@ class OddRequest:
 
 def _well_formed_key(key_id: uuid.UUID, secret: uuid.UUID) -> str:
     """base64 of ``id:secret``: the shape of an Elasticsearch API key, unknown to the server."""
-    return base64.b64encode(f"{key_id.hex[:20]}:{secret.hex}".encode()).decode()
+    return api_key(key_id.hex[:20], secret.hex)
 
 
 json_values = st.recursive(

@@ -11,8 +11,6 @@ These tests enrol agents on the target (tagged ``fleet-conformance``).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import threading
 import time
 import uuid
@@ -30,7 +28,9 @@ from conformance.fleet.client import (
     FleetCall,
     FleetClient,
     FleetTranscript,
+    api_key,
     broken,
+    changed_api_key,
     checkin_path,
     enrol_body,
     error_shape_problem,
@@ -184,20 +184,8 @@ def fleet(conformance_session: TargetSession) -> Iterator[Fleet]:
         client.close()
 
 
-def _changed_token(token: str) -> str | None:
-    """The token with the last character of its secret changed, still well-formed."""
-    try:
-        key_id, sep, secret = base64.b64decode(token, validate=True).decode().partition(":")
-    except (binascii.Error, UnicodeDecodeError):
-        return None
-    if not sep or not secret:
-        return None
-    secret = secret[:-1] + ("x" if secret[-1] != "x" else "y")
-    return base64.b64encode(f"{key_id}:{secret}".encode()).decode()
-
-
 def _well_formed_unknown() -> str:
-    return base64.b64encode(f"{uuid.uuid4().hex[:20]}:{uuid.uuid4().hex}".encode()).decode()
+    return api_key(uuid.uuid4().hex[:20], uuid.uuid4().hex)
 
 
 def _check_error_shapes(findings: Findings, transcript: FleetTranscript) -> None:
@@ -247,7 +235,7 @@ def test_enrolment_with_a_wrong_token_gets_401(fleet: Fleet) -> None:
             ("disabled enrollment token", f"ApiKey {fleet.disabled_token}", frozenset({401}))
         )
     if fleet.token is not None:
-        changed = _changed_token(fleet.token)
+        changed = changed_api_key(fleet.token)
         if changed is not None:
             cases.append(
                 (

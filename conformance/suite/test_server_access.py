@@ -6,8 +6,6 @@ and never fails it.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import collections
 import re
 import time
@@ -18,6 +16,7 @@ import pytest
 
 from conformance.checks import Transcript
 from conformance.drivers import Exchange, HttpDriver
+from conformance.fleet.client import changed_api_key
 from conformance.messages import heartbeat, new_uid
 from conformance.plugin.fixtures import Clients
 from conformance.plugin.targets import TargetSession
@@ -41,13 +40,9 @@ def corrupt(value: str) -> str:
     neither base64 padding bits nor a token's structure hide the change.
     """
     scheme, space, token = value.rpartition(" ")
-    try:
-        key_id, sep, secret = base64.b64decode(token, validate=True).decode().partition(":")
-    except (binascii.Error, UnicodeDecodeError):
-        sep = ""
-    if sep and secret and key_id:
-        secret = secret[:-1] + ("x" if secret[-1] != "x" else "y")
-        return scheme + space + base64.b64encode(f"{key_id}:{secret}".encode()).decode()
+    changed = changed_api_key(token)
+    if changed is not None:
+        return scheme + space + changed
     if not token:
         return value + "x"
     middle = len(token) // 2
