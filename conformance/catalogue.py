@@ -41,9 +41,25 @@ class Requirement:
     title: str
     source: str
 
+    @property
+    def area(self) -> str:
+        """The rule area the ID's prefix names (the Allure feature, the JUnit class)."""
+        return next(name for prefix, name in _AREAS if self.id.startswith(prefix))
+
     def describe(self) -> str:
         """``ID (LEVEL): title`` followed by the source link."""
         return f"{self.id} ({self.level.value}): {self.title}\n  see {self.source}"
+
+
+#: Rule areas by ID prefix, most specific first.
+_AREAS: tuple[tuple[str, str], ...] = (
+    ("SRV-FS-", "full state"),
+    ("SRV-", "server protocol"),
+    ("AGT-", "agent protocol"),
+    ("FLEET-SRV-", "Fleet API"),
+    ("FLEET-AGT-", "Fleet agent"),
+    ("", "other"),
+)
 
 
 def _spec(anchor: str) -> str:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from conformance import SPEC_VERSION, __version__
+from conformance.certification import certify
 from conformance.plugin.results import Results
 from conformance.verdicts import Verdict
 
@@ -32,6 +33,7 @@ def build_report(
     exit_status: int,
 ) -> dict[str, Any]:
     counts = {v.value: results.count(v) for v in Verdict}
+    requirements = [r.to_json() for r in results.by_id.values()]
     return {
         "format": REPORT_FORMAT,
         "suite": "fleet-conformance",
@@ -45,7 +47,8 @@ def build_report(
         "finished": finished,
         "exit_status": exit_status,
         "counts": counts,
-        "requirements": [r.to_json() for r in results.by_id.values()],
+        "certification": certify(requirements, strict).to_json(),
+        "requirements": requirements,
     }
 
 

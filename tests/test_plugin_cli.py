@@ -30,6 +30,7 @@ OPTIONS = [
     "--requirement",
     "--exclude-requirement",
     "--expected-failures",
+    "--rerun-failed",
 ]
 
 
@@ -69,7 +70,8 @@ def test_embedded_reference_passes_and_writes_reports(tmp_path: Path) -> None:
     assert run.report is not None
     assert run.ids("pass") == set(CATALOGUE)
     assert run.report["targets"] == ["embedded reference server (fixtures.reference.server)"]
-    assert (tmp_path / "reports" / "junit.xml").exists()
+    for name in ("junit.xml", "conformance.html", "allure-results"):
+        assert (tmp_path / "reports" / name).exists(), name
     assert "fleet-conformance verdicts" in run.output
 
 
@@ -201,3 +203,24 @@ def test_requirement_selection_runs_only_the_chosen_rules(tmp_path: Path) -> Non
     judged = {i for i in CATALOGUE if i.startswith("SRV-FS-") and i != "SRV-FS-STATELESS"}
     assert run.ids("pass") == judged, run.output
     assert run.ids("not run") == set(CATALOGUE) - judged
+
+
+def test_console_entry_point_runs_the_installed_suite_anywhere(tmp_path: Path) -> None:
+    command = Path(sys.executable).parent / "fleet-conformance"
+    assert command.exists(), "pip install -e . installs the fleet-conformance command"
+    # Another project's pytest configuration in the caller's directory is ignored.
+    (tmp_path / "pytest.ini").write_text("[pytest]\naddopts = --no-such-option\n")
+    proc = subprocess.run(
+        [str(command), "--requirement=SRV-UID-ECHO", "-q", "--report-dir=out"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output
+    assert "fleet-conformance verdicts" in output
+    for name in ("conformance.json", "conformance.html", "junit.xml"):
+        assert (tmp_path / "out" / name).exists(), name
+    assert '"SRV-UID-ECHO"' in (tmp_path / "out" / "conformance.json").read_text()

@@ -7,12 +7,16 @@ project's own tests load it too and must not start targets or write reports.
 from __future__ import annotations
 
 import datetime as _dt
+import random
 from collections.abc import Generator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from conformance import profiles
 from conformance.catalogue import CATALOGUE
+from conformance.plugin import allure_support
 from conformance.plugin.fixtures import (
     conformance_options,
     conformance_session,
@@ -26,6 +30,7 @@ from conformance.plugin.options import (
     check_path_option_form,
     read_options,
     requirement_patterns,
+    rerun_ids,
     selected,
     strict_mode,
 )
@@ -40,7 +45,9 @@ from conformance.plugin.results import (
 )
 from conformance.plugin.summary import write_summary
 from conformance.plugin.targets import Unreachable, check_reachable
+from conformance.report_html import write_html
 from conformance.report_json import build_report, write_report
+from conformance.report_junit import write_junit
 from conformance.target import redact, redact_header
 from conformance.verdicts import Verdict, violations_of
 
@@ -81,14 +88,48 @@ def pytest_configure(config: pytest.Config) -> None:
     check_path_option_form(list(config.invocation_params.args))
     options = read_options(config)
     profiles.activate(options.profile)
+    if not _is_worker(config) and rerun_ids(config) == set():
+        path = config.getoption("rerun_failed")
+        pytest.exit(f"fleet-conformance: nothing to re-run: no requirement failed in {path}", 0)
     config.stash[RESULTS] = Results()
     config.stash[STARTED] = _now()
     config.pluginmanager.register(_Recorder(config), "fleet-conformance-recorder")
-    if _runs_suite(config) and not _is_worker(config):
-        if not config.option.xmlpath:
-            config.option.xmlpath = str(options.report_dir / "junit.xml")
-        if getattr(config.option, "allure_report_dir", "missing") is None:
-            config.option.allure_report_dir = str(options.report_dir / "allure-results")
+    if not _runs_suite(config):
+        return
+    _fix_seed(config)
+    if getattr(config.option, "allure_report_dir", "missing") is None:
+        # Our own default directory holds this run only (as conformance.json does);
+        # only the controller empties it, or a late worker would wipe an early one's results.
+        config.option.allure_report_dir = str(options.report_dir / "allure-results")
+        config.option.clean_alluredir = not _is_worker(config)
+    if config.pluginmanager.has_plugin("xdist") and not _is_worker(config):
+        config.pluginmanager.register(_SeedToWorkers(), "fleet-conformance-seed")
+
+
+SEED_INPUT = "fleet_conformance_seed"
+
+
+def _fix_seed(config: pytest.Config) -> None:
+    """Every run has a Hypothesis seed, reported and shared with xdist workers.
+
+    Without ``--hypothesis-seed`` the controller draws one, so the report
+    always names the seed that reproduces the run.
+    """
+    if config.getoption("hypothesis_seed", None) is not None:
+        return
+    if _is_worker(config):
+        seed = config.workerinput.get(SEED_INPUT)  # type: ignore[attr-defined]
+    else:
+        seed = str(random.randrange(2**32))
+    if seed is not None:
+        config.option.hypothesis_seed = seed
+
+
+class _SeedToWorkers:
+    """Hands the controller's seed to each xdist worker (registered only with xdist)."""
+
+    def pytest_configure_node(self, node: Any) -> None:
+        node.workerinput[SEED_INPUT] = node.config.getoption("hypothesis_seed")
 
 
 def _runs_suite(config: pytest.Config) -> bool:
@@ -143,14 +184,22 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for rid in requirement_ids(item):
             if rid not in CATALOGUE:
                 raise pytest.UsageError(f"{item.nodeid} names unknown requirement {rid!r}")
+    if allure_support.enabled(config):
+        for item in items:
+            if ids := requirement_ids(item):
+                allure_support.mark_item(item, ids)
     chosen, left_out = requirement_patterns(config)
-    if not chosen and not left_out:
+    rerun = rerun_ids(config)
+    if not chosen and not left_out and rerun is None:
         return
     kept: list[pytest.Item] = []
     dropped: list[pytest.Item] = []
     for item in items:
         ids = requirement_ids(item)
-        (kept if not ids or selected(ids, chosen, left_out) else dropped).append(item)
+        wanted = not ids or (
+            selected(ids, chosen, left_out) and (rerun is None or bool(rerun & set(ids)))
+        )
+        (kept if wanted else dropped).append(item)
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = kept
@@ -186,6 +235,11 @@ def pytest_runtest_makereport(
         notes = getattr(exc, "__notes__", [])
         report.longrepr = "\n".join([str(exc), *notes, _reproduce_hint(item)])
     report.user_properties.append((RECORD_KEY, encode(findings)))
+    if allure_support.enabled(item.config):
+        for finding in findings:
+            if finding.evidence or finding.verdict in (Verdict.FAIL, Verdict.WARN, Verdict.ERROR):
+                text = "\n\n".join(t for t in (finding.message, finding.evidence) if t)
+                allure_support.attach(f"{finding.requirement} {finding.verdict.value}", text)
     return report
 
 
@@ -241,6 +295,12 @@ class _Recorder:
             exit_status=int(session.exitstatus),
         )
         self.config.stash[REPORT_PATH] = str(write_report(report, options.report_dir))
+        write_html(report, options.report_dir)
+        areas = {rid: req.area for rid, req in CATALOGUE.items()}
+        write_junit(report, areas, options.report_dir)
+        allure_dir = getattr(self.config.option, "allure_report_dir", None)
+        if allure_dir and allure_support.enabled(self.config):
+            allure_support.stabilise_history(Path(allure_dir))
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         if _is_worker(self.config) or not self.results.seen_any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -111,6 +112,13 @@ def add_options(parser: pytest.Parser) -> None:
         " not fail the run, unlisted ones do, listed ones that pass fail it as stale",
     )
     group.addoption(
+        "--rerun-failed",
+        default=None,
+        metavar="FILE",
+        help="run only the tests of requirements that failed, warned or errored in this"
+        " conformance.json (like pytest's --last-failed, per requirement)",
+    )
+    group.addoption(
         "--report-dir",
         default="reports",
         metavar="DIR",
@@ -154,7 +162,7 @@ class Options:
 
 #: Options whose value is a path. pytest finds its rootdir and ini file before
 #: plugins load, so a path given as a separate word is taken for a test path.
-PATH_OPTIONS = ("--report-dir", "--expected-failures")
+PATH_OPTIONS = ("--report-dir", "--expected-failures", "--rerun-failed")
 
 
 def check_path_option_form(args: list[str] | tuple[str, ...]) -> None:
@@ -227,3 +235,27 @@ def selected(ids: list[str], chosen: list[str], left_out: list[str]) -> bool:
     if not kept:
         return False
     return not chosen or any(fnmatch.fnmatchcase(i, p) for i in kept for p in chosen)
+
+
+#: Verdicts ``--rerun-failed`` picks up from an earlier report.
+RERUN_VERDICTS = ("fail", "warn", "error")
+
+
+def rerun_ids(config: pytest.Config) -> set[str] | None:
+    """The requirements ``--rerun-failed FILE`` asks for, or None without the option."""
+    path = config.getoption("rerun_failed")
+    if not path:
+        return None
+    where = f"--rerun-failed {path}"
+    try:
+        report = json.loads(Path(path).read_text())
+        entries = report["requirements"]
+        found = {str(r["id"]) for r in entries if r["verdict"] in RERUN_VERDICTS}
+    except OSError as exc:
+        raise pytest.UsageError(f"{where}: {exc.strerror or exc}") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise pytest.UsageError(f"{where}: not a conformance.json report ({exc})") from None
+    unknown = sorted(found - set(CATALOGUE))
+    if unknown:
+        raise pytest.UsageError(f"{where}: requirements unknown to this suite: {unknown}")
+    return found

@@ -109,8 +109,8 @@ class RequirementResult:
 
     requirement: Requirement
     verdict: Verdict = Verdict.NOT_RUN
-    findings: list[Finding] = field(default_factory=list)
-    tests: list[str] = field(default_factory=list)
+    #: Every test's finding on this requirement, with the test's node ID.
+    checks: list[tuple[str, Finding]] = field(default_factory=list)
     #: Set by a baseline: "expected" (a listed failure) or "stale" (listed, but passed).
     baseline: str | None = None
     baseline_reason: str = ""
@@ -127,13 +127,21 @@ class RequirementResult:
             "title": req.title,
             "source": req.source,
             "verdict": self.verdict.value,
-            "tests": sorted(set(self.tests)),
+            "tests": sorted({test for test, _ in self.checks}),
+            "checks": [
+                {"test": test, "verdict": f.verdict.value, "message": f.message}
+                for test, f in self.checks
+            ],
             "evidence": [
-                f.to_json()
-                for f in self.findings
+                f.to_json() | {"test": test}
+                for test, f in self.checks
                 if f.message or f.verdict not in (Verdict.PASS, Verdict.NOT_RUN)
             ],
         }
+
+    @property
+    def findings(self) -> list[Finding]:
+        return [f for _, f in self.checks]
 
 
 @dataclass
@@ -149,8 +157,7 @@ class Results:
         for finding in findings:
             result = self.by_id[finding.requirement]
             self.seen_any = True
-            result.tests.append(nodeid)
-            result.findings.append(finding)
+            result.checks.append((nodeid, finding))
             result.verdict = combine(result.verdict, finding.verdict)
 
     def count(self, verdict: Verdict) -> int:

@@ -39,4 +39,4 @@ def write_summary(tr: pytest.TerminalReporter, results: Results, report_path: st
     )
     tr.write_line(f"requirements: {counts}")
     if report_path:
-        tr.write_line(f"report: {report_path}")
+        tr.write_line(f"report: {report_path} (conformance.html and junit.xml beside it)")
