@@ -74,7 +74,17 @@ def _fleet(path: str) -> str:
     return f"{FLEET_SERVER_URL}/{path}"
 
 
+ELASTIC_AGENT_URL = "https://github.com/elastic/elastic-agent"
+
+
+def _agent(path: str) -> str:
+    """A file of the elastic-agent sources, or its issue that motivates a rule."""
+    return f"{ELASTIC_AGENT_URL}/{path}"
+
+
+_LIVENESS = _agent("blob/main/internal/pkg/agent/application/monitoring/liveness.go")
 _S = Role.SERVER
+_A = Role.AGENT
 
 REQUIREMENTS: tuple[Requirement, ...] = (
     Requirement(
@@ -319,6 +329,45 @@ REQUIREMENTS += (
         _S,
         "A 429 from the Fleet API carries Retry-After",
         _OPENAPI,
+    ),
+    Requirement(
+        "FLEET-AGT-ENROLL-401",
+        Level.MUST,
+        _A,
+        "Under a permanent 401 on enrolment the agent stops, or retries with intervals never"
+        " below the backoff floor and growing towards the cap: never a tight loop",
+        _agent("issues/13549"),
+    ),
+    Requirement(
+        "FLEET-AGT-ENROLL-BACKOFF",
+        Level.SHOULD,
+        _A,
+        "Transient enrolment failures are retried with jittered backoff within [floor, cap],"
+        " and Retry-After is honoured",
+        _agent("blob/main/internal/pkg/agent/cmd/enroll_cmd.go"),
+    ),
+    Requirement(
+        "FLEET-AGT-LIVENESS",
+        Level.MUST,
+        _A,
+        "/liveness follows the Fleet connection: failing check-ins fail failon=failed and"
+        " failon=degraded, a Warning header fails failon=degraded only, recovery passes both,"
+        " and failon=heartbeat passes while the agent runs",
+        _agent("issues/13549"),
+    ),
+    Requirement(
+        "FLEET-AGT-LIVENESS-PARAM",
+        Level.SHOULD,
+        _A,
+        "An unknown failon value is a client error (400), not 500 or 200",
+        _LIVENESS,
+    ),
+    Requirement(
+        "FLEET-AGT-CHECKIN-401",
+        Level.MUST,
+        _A,
+        "Repeated 401 answers to check-ins are never reported healthy by /liveness?failon=degraded",
+        _agent("issues/13549"),
     ),
 )
 

@@ -23,6 +23,10 @@ class Profile:
     shrink_seconds: float
     #: Wall time after which a budgeted property (hostile input) stops trying new examples.
     test_budget: float = 60.0
+    #: Examples per agent property: each one launches an agent process.
+    agent_examples: int = 3
+    #: Default observation window of one agent scenario, in seconds (``--agent-window``).
+    agent_window: float = 30.0
 
     def hypothesis_settings(self, **overrides: Any) -> settings:
         """Hypothesis settings for this profile; ``deadline`` is always off."""
@@ -50,6 +54,8 @@ PROFILES: dict[str, Profile] = {
         probe_timeout=5.0,
         shrink_seconds=5.0,
         test_budget=30.0,
+        agent_examples=3,
+        agent_window=30.0,
     ),
     "full": Profile(
         "full",
@@ -59,6 +65,8 @@ PROFILES: dict[str, Profile] = {
         probe_timeout=10.0,
         shrink_seconds=30.0,
         test_budget=120.0,
+        agent_examples=8,
+        agent_window=300.0,
     ),
     "nightly": Profile(
         "nightly",
@@ -68,6 +76,8 @@ PROFILES: dict[str, Profile] = {
         probe_timeout=15.0,
         shrink_seconds=60.0,
         test_budget=600.0,
+        agent_examples=25,
+        agent_window=1200.0,
     ),
 }
 DEFAULT_PROFILE = "quick"

@@ -69,13 +69,18 @@ class ShrinkBudget:
 
 
 def conformance_property(
-    *, time_budget: float | None = None, **strategies: SearchStrategy[Any]
+    *,
+    time_budget: float | None = None,
+    max_examples: int | None = None,
+    **strategies: SearchStrategy[Any],
 ) -> Callable[[Callable[..., None]], Callable[[], None]]:
     """Turn ``fn(**generated)`` into a Hypothesis test run with the active profile.
 
     Define it inside the pytest test and call it there, so that every test
     call gets a fresh shrink budget. ``time_budget`` bounds the whole search
-    in seconds (for tests whose every example may cost a full timeout).
+    in seconds (for tests whose every example may cost a full timeout);
+    ``max_examples`` overrides the profile's count (agent properties, where
+    every example launches a process).
     """
 
     def decorate(fn: Callable[..., None]) -> Callable[[], None]:
@@ -86,7 +91,8 @@ def conformance_property(
             key = repr(sorted(kwargs.items()))
             budget.run(key, lambda: fn(**kwargs))
 
-        runner: Callable[[], None] = conformance_settings()(given(**strategies)(body))
+        overrides = {} if max_examples is None else {"max_examples": max_examples}
+        runner: Callable[[], None] = conformance_settings(**overrides)(given(**strategies)(body))
         return runner
 
     return decorate

@@ -18,6 +18,7 @@ from conformance import profiles
 from conformance.catalogue import CATALOGUE
 from conformance.plugin import allure_support
 from conformance.plugin.fixtures import (
+    agent_setup,
     conformance_options,
     conformance_session,
     observe,
@@ -52,6 +53,7 @@ from conformance.target import redact, redact_header
 from conformance.verdicts import Verdict, violations_of
 
 __all__ = [
+    "agent_setup",
     "conformance_options",
     "conformance_session",
     "observe",

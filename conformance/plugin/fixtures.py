@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from conformance.agent.scenario import AgentSetup
 from conformance.drivers.factory import open_driver
 from conformance.drivers.http import HttpDriver
 from conformance.drivers.ws import WsDriver
@@ -27,6 +28,8 @@ def conformance_options(pytestconfig: pytest.Config) -> Options:
 @pytest.fixture(scope="session")
 def conformance_session(conformance_options: Options) -> Iterator[TargetSession]:
     """The targets under test; starts (and finally stops) the embedded reference if needed."""
+    if conformance_options.agent_only:
+        pytest.skip("an agent is under test (--agent-cmd) and no --target: no server to test")
     session = TargetSession(conformance_options)
     try:
         session.start()
@@ -126,3 +129,11 @@ def observe(request: pytest.FixtureRequest) -> Callable[[str], None]:
         node.user_properties.append((NOTE_KEY, text))
 
     return note
+
+
+@pytest.fixture(scope="session")
+def agent_setup(conformance_options: Options) -> AgentSetup:
+    """The agent under test and its timing bounds (skips the agent tests when there is none)."""
+    if conformance_options.agent is None:
+        pytest.skip("no --agent-cmd: the agent tests need an agent to launch")
+    return conformance_options.agent

@@ -10,14 +10,23 @@ from pathlib import Path
 
 import pytest
 
+from conformance.agent import reference as reference_agent
+from conformance.agent.launch import AgentCommand, LaunchError
+from conformance.agent.scenario import AgentSetup
 from conformance.baseline import BaselineError, Entry
 from conformance.baseline import load as load_baseline
 from conformance.catalogue import CATALOGUE
+from conformance.model.agent_timing import Timing
 from conformance.profiles import DEFAULT_PROFILE, PROFILES, Profile
 from conformance.target import Target, TargetError, Transport, parse_header, parse_target
 from conformance.wire import DEFAULT_MAX_MESSAGE_BYTES
 
 GROUP = "fleet-conformance"
+#: Agent timing defaults: Elastic Agent's constants (fleet/facts: enrolment backoff
+#: 5 s initial, 10 min max); the floor is the smallest interval it ever uses.
+DEFAULT_FLOOR = 5.0
+DEFAULT_CAP = 600.0
+DEFAULT_SETTLE = 2.0
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -112,6 +121,59 @@ def add_options(parser: pytest.Parser) -> None:
         " not fail the run, unlisted ones do, listed ones that pass fail it as stale",
     )
     group.addoption(
+        "--agent-cmd",
+        default=None,
+        metavar="TEMPLATE",
+        help="command that starts an agent under test, one per scenario; placeholders"
+        " {fleet_url} {opamp_url} {enrollment_token} {monitoring_port} {monitoring_url}"
+        " {workdir} {python}. Without it (and without --target) the bundled reference agent",
+    )
+    group.addoption(
+        "--agent-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="environment variable for the agent under test, placeholders allowed"
+        " (repeatable), e.g. FLEET_URL={fleet_url}",
+    )
+    group.addoption(
+        "--backoff-floor",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help=f"shortest retry interval an agent may use (default {DEFAULT_FLOOR:g} s:"
+        " Elastic Agent's initial enrolment backoff)",
+    )
+    group.addoption(
+        "--backoff-cap",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help=f"longest retry interval an agent's backoff grows to (default {DEFAULT_CAP:g} s)",
+    )
+    group.addoption(
+        "--liveness-settle",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="time an agent gets to update /liveness after a check-in"
+        f" (default {DEFAULT_SETTLE:g} s)",
+    )
+    group.addoption(
+        "--agent-window",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="longest observation of one agent scenario (default by profile: 30/300/1200 s)",
+    )
+    group.addoption(
+        "--agent-start-timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="how long a launched agent may take to send its first request (default 30 s)",
+    )
+    group.addoption(
         "--rerun-failed",
         default=None,
         metavar="FILE",
@@ -142,6 +204,14 @@ class Options:
     #: The target's request size limit (SRV-413), and whether the user gave it.
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     max_message_given: bool = False
+    #: The agent under test (``--agent-cmd``, or the reference agent in the embedded run).
+    agent: AgentSetup | None = None
+    agent_given: bool = False
+
+    @property
+    def agent_only(self) -> bool:
+        """An agent is under test and no server: the server tests do not apply."""
+        return self.agent_given and not self.targets
 
     @property
     def embedded(self) -> bool:
@@ -196,6 +266,7 @@ def read_options(config: pytest.Config) -> Options:
     size = config.getoption("max_message_bytes")
     if size is not None and not 1024 <= size <= 1 << 31:
         raise pytest.UsageError("--max-message-bytes must be between 1024 and 2147483648")
+    agent = _agent_setup(config, profile, embedded=not targets)
     return Options(
         targets=targets,
         headers=headers,
@@ -208,6 +279,44 @@ def read_options(config: pytest.Config) -> Options:
         expected_failures=expected,
         max_message_bytes=DEFAULT_MAX_MESSAGE_BYTES if size is None else size,
         max_message_given=size is not None,
+        agent=agent,
+        agent_given=config.getoption("agent_cmd") is not None,
+    )
+
+
+def _positive(config: pytest.Config, name: str, default: float) -> float:
+    value = config.getoption(name)
+    if value is None:
+        return default
+    if not 0 < value <= 86400:
+        raise pytest.UsageError(f"--{name.replace('_', '-')} must be between 0 and 86400 seconds")
+    return float(value)
+
+
+def _agent_setup(config: pytest.Config, profile: Profile, embedded: bool) -> AgentSetup | None:
+    """The agent under test: ``--agent-cmd``, the reference agent when nothing is given, or None."""
+    template = config.getoption("agent_cmd")
+    if template is None and not embedded:
+        return None
+    reference = template is None
+    try:
+        command = AgentCommand.parse(
+            reference_agent.command() if reference else template, config.getoption("agent_env")
+        )
+    except LaunchError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    base = reference_agent.TIMING if reference else Timing(DEFAULT_FLOOR, DEFAULT_CAP)
+    floor = _positive(config, "backoff_floor", base.floor)
+    cap = _positive(config, "backoff_cap", base.cap)
+    if cap < floor:
+        raise pytest.UsageError("--backoff-cap must not be below --backoff-floor")
+    settle = reference_agent.SETTLE if reference else DEFAULT_SETTLE
+    return AgentSetup(
+        command=command,
+        timing=Timing(floor, cap),
+        window=_positive(config, "agent_window", profile.agent_window),
+        settle=_positive(config, "liveness_settle", settle),
+        start_timeout=_positive(config, "agent_start_timeout", 30.0),
     )
 
 

@@ -1,0 +1,1 @@
+"""Agents under test: the launch contract, the mock Fleet server and scenario runtime."""

@@ -1,0 +1,42 @@
+"""How the bundled reference agent (``fixtures/reference/agent.py``) is launched.
+
+The embedded default run and the kill matrix start it through the same
+``--agent-cmd`` contract a user's agent goes through, at a reduced time
+scale: backoff from 0.25 s up to 1 s (Elastic Agent: 60 s up to 10 min).
+"""
+
+from __future__ import annotations
+
+from conformance.model.agent_timing import Timing
+
+BACKOFF_INITIAL = 0.25
+BACKOFF_MAX = 1.0
+#: The suite's timing options matching the reference's constants.
+TIMING = Timing(floor=BACKOFF_INITIAL, cap=BACKOFF_MAX)
+SETTLE = 0.5
+#: The released tight loop pauses up to 1 s against a 60 s floor; keep a similar ratio.
+LOOP_PAUSE = 0.05
+
+
+def command(behaviour: str = "reference") -> str:
+    """The ``--agent-cmd`` template that launches the reference agent (or a twin)."""
+    words = [
+        "{python} -m fixtures.reference.agent",
+        "--fleet-url={fleet_url} --enrollment-token={enrollment_token}",
+        "--monitoring-port={monitoring_port}",
+        f"--backoff-initial {BACKOFF_INITIAL} --backoff-max {BACKOFF_MAX}",
+        f"--request-timeout 5 --loop-pause {LOOP_PAUSE}",
+    ]
+    if behaviour != "reference":
+        words.append(f"--behaviour {behaviour}")
+    return " ".join(words)
+
+
+def suite_args(behaviour: str = "reference") -> list[str]:
+    """Suite options that test the reference agent (or a twin) at its time scale."""
+    return [
+        f"--agent-cmd={command(behaviour)}",
+        f"--backoff-floor={TIMING.floor}",
+        f"--backoff-cap={TIMING.cap}",
+        f"--liveness-settle={SETTLE}",
+    ]

@@ -1,0 +1,95 @@
+"""What a conforming agent may do in time, judged from the mock server's arrival times.
+
+Pure functions, no I/O. Every bound has a relative tolerance and an
+absolute slack (the gRPC connection-backoff test's lesson: 20 % and
+100 ms), so scheduling noise on a loaded machine is never a finding.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Timing:
+    """The backoff bounds an agent is held to (``--backoff-floor``, ``--backoff-cap``)."""
+
+    floor: float
+    cap: float
+    tolerance: float = 0.2
+    slack: float = 0.1
+
+    def at_least(self, seconds: float) -> float:
+        """The shortest measured interval that still counts as ``seconds``."""
+        return seconds * (1 - self.tolerance) - self.slack
+
+    def at_most(self, seconds: float) -> float:
+        """The longest measured interval that still counts as ``seconds``."""
+        return seconds * (1 + self.tolerance) + self.slack
+
+    @property
+    def grown(self) -> float:
+        """By the third retry a growing backoff has at least tripled (or reached half the cap)."""
+        return self.at_least(min(3 * self.floor, self.cap / 2))
+
+
+#: Intervals needed before growth is judged (retries 3 and later are compared).
+GROWTH_INTERVALS = 4
+#: Intervals two agents must share before "no jitter" is concluded.
+JITTER_INTERVALS = 6
+
+
+def intervals(times: Sequence[float]) -> list[float]:
+    return [b - a for a, b in itertools.pairwise(times)]
+
+
+def fmt(values: Sequence[float]) -> str:
+    return "[" + ", ".join(f"{v:.3f}" for v in values) + "] s"
+
+
+def below_floor(gaps: Sequence[float], timing: Timing) -> int | None:
+    """Index of the first interval shorter than the floor allows, if any."""
+    return next((i for i, g in enumerate(gaps) if g < timing.at_least(timing.floor)), None)
+
+
+def attempt_rate(times: Sequence[float]) -> float:
+    """Attempts per second over the observed span (0 for fewer than two)."""
+    if len(times) < 2 or times[-1] <= times[0]:
+        return 0.0
+    return (len(times) - 1) / (times[-1] - times[0])
+
+
+def not_growing(gaps: Sequence[float], timing: Timing) -> bool:
+    """True when enough intervals were seen and the later ones never grew past the bound."""
+    if len(gaps) < GROWTH_INTERVALS:
+        return False
+    return max(gaps[2:]) < timing.grown
+
+
+def same_schedule(a: Sequence[float], b: Sequence[float]) -> bool:
+    """Two agents' retry intervals agree to within 3 % or 30 ms every time: no jitter.
+
+    For an agent drawing equal jitter the chance of six such agreements is
+    about 1 in 100,000; for one without jitter they always agree.
+    """
+    n = JITTER_INTERVALS
+    if len(a) < n or len(b) < n:
+        return False
+    return all(abs(x - y) <= max(0.03 * x, 0.03) for x, y in zip(a[:n], b[:n], strict=True))
+
+
+#: Liveness answers a conforming agent gives: per Fleet condition and ``failon``.
+#: "up" is a 200, "down" any 5xx (Elastic Agent answers 500, or 503 for a stale heartbeat).
+LIVENESS: dict[str, dict[str, str]] = {
+    "failing": {"heartbeat": "up", "failed": "down", "degraded": "down"},
+    "warning": {"heartbeat": "up", "failed": "up", "degraded": "down"},
+    "connected": {"heartbeat": "up", "failed": "up", "degraded": "up"},
+}
+
+
+def liveness_matches(expected: str, status: int | None) -> bool:
+    if status is None:
+        return False
+    return status == 200 if expected == "up" else 500 <= status <= 599

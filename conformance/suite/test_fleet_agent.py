@@ -1,0 +1,282 @@
+"""Agents under test against the suite's mock Fleet server (FLEET-AGT-*).
+
+Each scenario launches one agent through ``--agent-cmd`` against a fresh
+mock Fleet server whose replies follow a fault plan, timestamps every
+request, and probes the agent's ``/liveness``. Timing is judged with the
+bounds of ``conformance/model/agent_timing.py``; every wait is bounded by
+``--agent-window`` and ``--agent-start-timeout``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+
+import pytest
+from hypothesis import strategies as st
+
+from conformance.agent.mock_fleet import OK, Fault
+from conformance.agent.scenario import AgentSetup, Scenario, scenario
+from conformance.model.agent_timing import (
+    GROWTH_INTERVALS,
+    JITTER_INTERVALS,
+    LIVENESS,
+    attempt_rate,
+    below_floor,
+    fmt,
+    intervals,
+    liveness_matches,
+    not_growing,
+    same_schedule,
+)
+from conformance.profiles import active
+from conformance.properties import conformance_property
+from conformance.verdicts import Violation
+
+UNAUTHORIZED = Fault("401")
+NO_MONITORING = "the agent's monitoring endpoint ({monitoring_port}) never answered\n"
+
+
+class AgentSilent(RuntimeError):
+    """The launched agent never talked to the mock: a set-up problem, not a finding."""
+
+
+def started(sc: Scenario, endpoint: str = "enroll") -> None:
+    if sc.first_request(endpoint) is None:
+        raise AgentSilent(
+            f"the agent sent no {endpoint} request within {sc.setup.start_timeout:g} s"
+            f" (running: {sc.agent.running()}); check --agent-cmd and --agent-env\n"
+            + sc.transcript()
+        )
+
+
+def observe_until(sc: Scenario, endpoint: str, count: int, stop_early: bool = True) -> list[float]:
+    """Arrival times at ``endpoint`` until ``count`` arrived, the window closed, or the agent
+    exited; with ``stop_early``, also once an interval below the floor is seen."""
+    deadline = sc.started + sc.setup.window
+    while time.monotonic() < deadline and sc.agent.running():
+        times = sc.times(endpoint)
+        if len(times) >= count:
+            break
+        if stop_early and below_floor(intervals(times), sc.setup.timing) is not None:
+            break
+        time.sleep(0.02)
+    return sc.times(endpoint)
+
+
+@pytest.mark.requirement("FLEET-AGT-ENROLL-401")
+def test_permanent_401_enrolment_is_not_retried_in_a_tight_loop(agent_setup: AgentSetup) -> None:
+    timing = agent_setup.timing
+    with scenario(agent_setup, enroll_then=UNAUTHORIZED) as sc:
+        started(sc)
+        times = observe_until(sc, "enroll", GROWTH_INTERVALS + 2)
+        gaps = intervals(times)
+        first_short = below_floor(gaps, timing)
+        if first_short is not None:
+            raise Violation(
+                "FLEET-AGT-ENROLL-401",
+                f"tight loop: {len(times)} enrolment attempts in {times[-1] - times[0]:.2f} s"
+                f" ({attempt_rate(times):.1f}/s) under a permanent 401; interval"
+                f" #{first_short + 1} was {gaps[first_short]:.3f} s, the floor is"
+                f" {timing.floor:g} s; intervals {fmt(gaps)}",
+                sc.transcript(),
+            )
+        if not_growing(gaps, timing):
+            raise Violation(
+                "FLEET-AGT-ENROLL-401",
+                f"the retry interval under a permanent 401 does not grow: intervals {fmt(gaps)};"
+                f" by the third retry it should reach {timing.grown:.3f} s"
+                f" (3 x floor {timing.floor:g} s or half the cap {timing.cap:g} s, less tolerance)",
+                sc.transcript(),
+            )
+
+
+#: Transient enrolment faults (fleet/facts: 429 too many requests, 5xx temporary,
+#: connection errors retried); Retry-After in whole seconds, as HTTP sends it.
+TRANSIENT = st.one_of(
+    st.builds(Fault, st.sampled_from(["500", "502", "504", "reset", "hang"])),
+    st.builds(Fault, st.sampled_from(["429", "503"]), st.sampled_from([None, 1, 2])),
+)
+
+
+def judge_transient(sc: Scenario, plan: list[Fault]) -> None:
+    timing = sc.setup.timing
+    arrivals = sc.mock.arrivals("enroll")
+    for before, after in itertools.pairwise(arrivals):
+        gap = after.at - before.at
+        waited_for = max(timing.floor, float(before.fault.retry_after or 0))
+        if before.fault.failing and gap < timing.at_least(waited_for):
+            cause = (
+                f"Retry-After {before.fault.retry_after} s"
+                if before.fault.retry_after and before.fault.retry_after > timing.floor
+                else f"the backoff floor {timing.floor:g} s"
+            )
+            raise Violation(
+                "FLEET-AGT-ENROLL-BACKOFF",
+                f"after enrolment answered {before.fault}, the agent retried after {gap:.3f} s,"
+                f" sooner than {cause} allows",
+                sc.transcript(),
+            )
+        hung = sc.setup.hang_limit if before.fault.kind == "hang" else 0.0
+        limit = timing.at_most(max(timing.cap, float(before.fault.retry_after or 0))) + hung
+        if before.fault.failing and gap > limit:
+            raise Violation(
+                "FLEET-AGT-ENROLL-BACKOFF",
+                f"after enrolment answered {before.fault}, the agent waited {gap:.3f} s,"
+                f" beyond the backoff cap {timing.cap:g} s",
+                sc.transcript(),
+            )
+
+
+@pytest.mark.requirement("FLEET-AGT-ENROLL-BACKOFF")
+def test_transient_enrolment_failures_back_off(agent_setup: AgentSetup) -> None:
+    @conformance_property(
+        max_examples=active().agent_examples, plan=st.lists(TRANSIENT, min_size=1, max_size=4)
+    )
+    def run(plan: list[Fault]) -> None:
+        with scenario(agent_setup, enroll=plan) as sc:
+            started(sc)
+            observe_until(sc, "enroll", len(plan) + 1, stop_early=False)
+            judge_transient(sc, plan)
+
+    run()
+
+
+@pytest.mark.requirement("FLEET-AGT-ENROLL-BACKOFF")
+def test_retries_are_jittered(agent_setup: AgentSetup) -> None:
+    """Two agents failing the same way at the same moment must not retry in lockstep."""
+    plan = [Fault("503")] * JITTER_INTERVALS
+    with scenario(agent_setup, enroll=plan) as a, scenario(agent_setup, enroll=plan) as b:
+        started(a)
+        started(b)
+        seen = [observe_until(sc, "enroll", JITTER_INTERVALS + 1, False) for sc in (a, b)]
+    gaps_a, gaps_b = (intervals(t)[:JITTER_INTERVALS] for t in seen)
+    if min(len(gaps_a), len(gaps_b)) < JITTER_INTERVALS:
+        pytest.skip(
+            f"jitter needs {JITTER_INTERVALS} retries from each agent within --agent-window"
+            f" ({agent_setup.window:g} s); seen {len(gaps_a)} and {len(gaps_b)}"
+        )
+    if same_schedule(gaps_a, gaps_b):
+        raise Violation(
+            "FLEET-AGT-ENROLL-BACKOFF",
+            f"no jitter: two agents answered 503 at the same time retried at the same"
+            f" intervals, {fmt(gaps_a)} and {fmt(gaps_b)}",
+            "agent 1:\n" + a.transcript() + "\nagent 2:\n" + b.transcript(),
+        )
+
+
+#: Check-in conditions of a liveness plan and the faults that produce them.
+CONDITION = st.one_of(
+    st.builds(
+        lambda k: ("failing", Fault(k)), st.sampled_from(["500", "502", "503", "504", "reset"])
+    ),
+    st.just(("warning", Fault("warning"))),
+    st.just(("connected", OK)),
+)
+
+
+def settle_on(sc: Scenario, fault: Fault) -> bool:
+    """Switch check-ins to ``fault``; wait for one answered so, then for the settle time."""
+    switched = time.monotonic()
+    sc.mock.plan("checkin", (), fault)
+    sc.note(f"check-ins now answered {fault}")
+    timing = sc.setup.timing
+    bound = timing.at_most(timing.cap) + sc.setup.checkin_hold + sc.setup.settle + 5
+    deadline = min(switched + bound, sc.started + sc.setup.window)
+    while time.monotonic() < deadline and sc.agent.running():
+        if any(a.at >= switched and a.fault == fault for a in sc.mock.arrivals("checkin")):
+            # A clean or Warning reply is only sent after the long-poll hold.
+            held = 0.0 if fault.failing else sc.setup.checkin_hold
+            time.sleep(held + sc.setup.settle)
+            return True
+        time.sleep(0.02)
+    return False
+
+
+FLEET_STATE = {"failing": "FAILED", "warning": "DEGRADED", "connected": "HEALTHY"}
+
+
+def check_liveness(sc: Scenario, condition: str) -> None:
+    for failon in ("heartbeat", "failed", "degraded"):
+        expected = LIVENESS[condition][failon]
+        status = sc.probe(failon)
+        if not liveness_matches(expected, status):
+            want = "200" if expected == "up" else "a 5xx (500)"
+            raise Violation(
+                "FLEET-AGT-LIVENESS",
+                f"with check-ins {condition} (Fleet state {FLEET_STATE[condition]}),"
+                f" /liveness?failon={failon} answered {status or 'nothing'}, expected {want}",
+                sc.transcript(),
+            )
+
+
+@pytest.mark.requirement("FLEET-AGT-LIVENESS")
+def test_liveness_follows_the_fleet_connection(agent_setup: AgentSetup) -> None:
+    @conformance_property(
+        max_examples=active().agent_examples, phases=st.lists(CONDITION, min_size=2, max_size=4)
+    )
+    def run(phases: list[tuple[str, Fault]]) -> None:
+        with scenario(agent_setup) as sc:
+            started(sc)
+            if not sc.wait_monitoring():
+                raise AgentSilent(
+                    "the agent's monitoring endpoint never answered\n" + sc.transcript()
+                )
+            for condition, fault in [("connected", OK), *phases]:
+                if not settle_on(sc, fault):
+                    sc.note("no check-in in this condition within the window: not judged")
+                    return
+                check_liveness(sc, condition)
+
+    run()
+
+
+@pytest.mark.requirement("FLEET-AGT-LIVENESS-PARAM")
+def test_unknown_failon_is_a_client_error(agent_setup: AgentSetup) -> None:
+    with scenario(agent_setup) as sc:
+        started(sc)
+        if not sc.wait_monitoring():
+            raise AgentSilent(NO_MONITORING + sc.transcript())
+        for value in ("fleet-conformance-unknown", "42"):
+            status = sc.probe(value)
+            if status is None or not 400 <= status <= 499:
+                raise Violation(
+                    "FLEET-AGT-LIVENESS-PARAM",
+                    f"/liveness?failon={value} answered {status or 'nothing'}; an unknown"
+                    " value is a client error: 400",
+                    sc.transcript(),
+                )
+
+
+#: Consecutive 401 check-ins observed before the rule is considered judged; Elastic
+#: Agent changes behaviour after the 7th.
+CHECKIN_401_COUNT = 8
+
+
+@pytest.mark.requirement("FLEET-AGT-CHECKIN-401")
+def test_checkin_401_is_never_reported_healthy(agent_setup: AgentSetup) -> None:
+    settle = agent_setup.settle
+    with scenario(agent_setup, checkin=[OK], checkin_then=UNAUTHORIZED) as sc:
+        started(sc)
+        if not sc.wait_monitoring():
+            raise AgentSilent(NO_MONITORING + sc.transcript())
+        deadline = sc.started + agent_setup.window
+        judged_after = 0
+        while time.monotonic() < deadline and sc.agent.running():
+            refused = [a for a in sc.mock.arrivals("checkin") if a.fault == UNAUTHORIZED]
+            if refused and time.monotonic() - refused[0].at >= settle:
+                status = sc.probe("degraded")
+                if status == 200:
+                    raise Violation(
+                        "FLEET-AGT-CHECKIN-401",
+                        f"after {len(refused)} consecutive check-ins answered 401,"
+                        " /liveness?failon=degraded answered 200 (healthy)",
+                        sc.transcript(),
+                    )
+                if len(refused) >= CHECKIN_401_COUNT:
+                    if judged_after and time.monotonic() - refused[-1].at >= settle:
+                        return
+                    judged_after += 1
+            time.sleep(max(0.05, settle / 2))
+        refused = [a for a in sc.mock.arrivals("checkin") if a.fault == UNAUTHORIZED]
+        sc.note(f"{len(refused)} check-ins answered 401 within the window")
