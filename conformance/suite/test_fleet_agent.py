@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import pytest
 from hypothesis import strategies as st
@@ -34,20 +37,30 @@ from conformance.properties import conformance_property
 from conformance.verdicts import Violation
 
 UNAUTHORIZED = Fault("401")
-NO_MONITORING = "the agent's monitoring endpoint ({monitoring_port}) never answered\n"
 
 
 class AgentSilent(RuntimeError):
     """The launched agent never talked to the mock: a set-up problem, not a finding."""
 
 
-def started(sc: Scenario, endpoint: str = "enroll") -> None:
-    if sc.first_request(endpoint) is None:
-        raise AgentSilent(
-            f"the agent sent no {endpoint} request within {sc.setup.start_timeout:g} s"
-            f" (running: {sc.agent.running()}); check --agent-cmd and --agent-env\n"
-            + sc.transcript()
-        )
+@contextmanager
+def running_agent(
+    setup: AgentSetup, *, monitoring: bool = False, **plan: Any
+) -> Iterator[Scenario]:
+    """A scenario whose agent has been seen to start (and to serve /liveness, if asked)."""
+    with scenario(setup, **plan) as sc:
+        if sc.first_request("enroll") is None:
+            raise AgentSilent(
+                f"the agent sent no enrolment request within {setup.start_timeout:g} s"
+                f" (running: {sc.agent.running()}); check --agent-cmd and --agent-env\n"
+                + sc.transcript()
+            )
+        if monitoring and not sc.wait_monitoring():
+            raise AgentSilent(
+                "the agent's monitoring endpoint ({monitoring_port}) never answered\n"
+                + sc.transcript()
+            )
+        yield sc
 
 
 def observe_until(sc: Scenario, endpoint: str, count: int, stop_early: bool = True) -> list[float]:
@@ -67,8 +80,7 @@ def observe_until(sc: Scenario, endpoint: str, count: int, stop_early: bool = Tr
 @pytest.mark.requirement("FLEET-AGT-ENROLL-401")
 def test_permanent_401_enrolment_is_not_retried_in_a_tight_loop(agent_setup: AgentSetup) -> None:
     timing = agent_setup.timing
-    with scenario(agent_setup, enroll_then=UNAUTHORIZED) as sc:
-        started(sc)
+    with running_agent(agent_setup, enroll_then=UNAUTHORIZED) as sc:
         times = observe_until(sc, "enroll", GROWTH_INTERVALS + 2)
         gaps = intervals(times)
         first_short = below_floor(gaps, timing)
@@ -134,8 +146,7 @@ def test_transient_enrolment_failures_back_off(agent_setup: AgentSetup) -> None:
         max_examples=active().agent_examples, plan=st.lists(TRANSIENT, min_size=1, max_size=4)
     )
     def run(plan: list[Fault]) -> None:
-        with scenario(agent_setup, enroll=plan) as sc:
-            started(sc)
+        with running_agent(agent_setup, enroll=plan) as sc:
             observe_until(sc, "enroll", len(plan) + 1, stop_early=False)
             judge_transient(sc, plan)
 
@@ -146,9 +157,10 @@ def test_transient_enrolment_failures_back_off(agent_setup: AgentSetup) -> None:
 def test_retries_are_jittered(agent_setup: AgentSetup) -> None:
     """Two agents failing the same way at the same moment must not retry in lockstep."""
     plan = [Fault("503")] * JITTER_INTERVALS
-    with scenario(agent_setup, enroll=plan) as a, scenario(agent_setup, enroll=plan) as b:
-        started(a)
-        started(b)
+    with (
+        running_agent(agent_setup, enroll=plan) as a,
+        running_agent(agent_setup, enroll=plan) as b,
+    ):
         seen = [observe_until(sc, "enroll", JITTER_INTERVALS + 1, False) for sc in (a, b)]
     gaps_a, gaps_b = (intervals(t)[:JITTER_INTERVALS] for t in seen)
     if min(len(gaps_a), len(gaps_b)) < JITTER_INTERVALS:
@@ -216,12 +228,7 @@ def test_liveness_follows_the_fleet_connection(agent_setup: AgentSetup) -> None:
         max_examples=active().agent_examples, phases=st.lists(CONDITION, min_size=2, max_size=4)
     )
     def run(phases: list[tuple[str, Fault]]) -> None:
-        with scenario(agent_setup) as sc:
-            started(sc)
-            if not sc.wait_monitoring():
-                raise AgentSilent(
-                    "the agent's monitoring endpoint never answered\n" + sc.transcript()
-                )
+        with running_agent(agent_setup, monitoring=True) as sc:
             for condition, fault in [("connected", OK), *phases]:
                 if not settle_on(sc, fault):
                     sc.note("no check-in in this condition within the window: not judged")
@@ -233,10 +240,7 @@ def test_liveness_follows_the_fleet_connection(agent_setup: AgentSetup) -> None:
 
 @pytest.mark.requirement("FLEET-AGT-LIVENESS-PARAM")
 def test_unknown_failon_is_a_client_error(agent_setup: AgentSetup) -> None:
-    with scenario(agent_setup) as sc:
-        started(sc)
-        if not sc.wait_monitoring():
-            raise AgentSilent(NO_MONITORING + sc.transcript())
+    with running_agent(agent_setup, monitoring=True) as sc:
         for value in ("fleet-conformance-unknown", "42"):
             status = sc.probe(value)
             if status is None or not 400 <= status <= 499:
@@ -256,10 +260,7 @@ CHECKIN_401_COUNT = 8
 @pytest.mark.requirement("FLEET-AGT-CHECKIN-401")
 def test_checkin_401_is_never_reported_healthy(agent_setup: AgentSetup) -> None:
     settle = agent_setup.settle
-    with scenario(agent_setup, checkin=[OK], checkin_then=UNAUTHORIZED) as sc:
-        started(sc)
-        if not sc.wait_monitoring():
-            raise AgentSilent(NO_MONITORING + sc.transcript())
+    with running_agent(agent_setup, monitoring=True, checkin=[OK], checkin_then=UNAUTHORIZED) as sc:
         deadline = sc.started + agent_setup.window
         judged_after = 0
         while time.monotonic() < deadline and sc.agent.running():
