@@ -24,7 +24,7 @@ class Profile:
     #: Wall time after which a budgeted property (hostile input) stops trying new examples.
     test_budget: float = 60.0
     #: Examples per agent property: each one launches an agent process.
-    agent_examples: int = 3
+    agent_examples: int = 2
     #: Default observation window of one agent scenario, in seconds (``--agent-window``).
     agent_window: float = 30.0
 
@@ -54,7 +54,7 @@ PROFILES: dict[str, Profile] = {
         probe_timeout=5.0,
         shrink_seconds=5.0,
         test_budget=30.0,
-        agent_examples=3,
+        agent_examples=2,
         agent_window=30.0,
     ),
     "full": Profile(

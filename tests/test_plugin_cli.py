@@ -106,9 +106,10 @@ def test_separately_started_reference_passes(
 
 
 def test_xdist_workers_report_to_one_file(tmp_path: Path) -> None:
-    run = run_suite(["-n", "2", "-q"], tmp_path)
+    # The agent part is left out here (the single-process embedded run judges it).
+    run = run_suite(["-n", "2", "-q", "--exclude-requirement=FLEET-AGT-*"], tmp_path)
     assert run.returncode == 0, run.output
-    assert run.ids("pass") == set(CATALOGUE)
+    assert run.ids("pass") == {i for i in CATALOGUE if not i.startswith("FLEET-AGT-")}
 
 
 def test_unreachable_target_is_one_clear_error(tmp_path: Path) -> None:

@@ -177,14 +177,14 @@ def test_retries_are_jittered(agent_setup: AgentSetup) -> None:
         )
 
 
-#: Check-in conditions of a liveness plan and the faults that produce them.
-CONDITION = st.one_of(
-    st.builds(
-        lambda k: ("failing", Fault(k)), st.sampled_from(["500", "502", "503", "504", "reset"])
-    ),
-    st.just(("warning", Fault("warning"))),
-    st.just(("connected", OK)),
-)
+#: Every liveness plan visits each condition once, in a drawn order (so every
+#: transition between them is reachable), failing with a drawn fault.
+FAILING = st.sampled_from(["500", "502", "503", "504", "reset"])
+ORDERS = st.permutations(["failing", "warning", "connected"])
+
+
+def condition_fault(condition: str, failing: str) -> Fault:
+    return {"failing": Fault(failing), "warning": Fault("warning"), "connected": OK}[condition]
 
 
 def settle_on(sc: Scenario, fault: Fault) -> bool:
@@ -224,10 +224,9 @@ def check_liveness(sc: Scenario, condition: str) -> None:
 
 @pytest.mark.requirement("FLEET-AGT-LIVENESS")
 def test_liveness_follows_the_fleet_connection(agent_setup: AgentSetup) -> None:
-    @conformance_property(
-        max_examples=active().agent_examples, phases=st.lists(CONDITION, min_size=2, max_size=4)
-    )
-    def run(phases: list[tuple[str, Fault]]) -> None:
+    @conformance_property(max_examples=active().agent_examples, order=ORDERS, failing=FAILING)
+    def run(order: list[str], failing: str) -> None:
+        phases = [(c, condition_fault(c, failing)) for c in order]
         with running_agent(agent_setup, monitoring=True) as sc:
             for condition, fault in [("connected", OK), *phases]:
                 if not settle_on(sc, fault):
