@@ -72,11 +72,17 @@ class HttpDriver(Driver):
 
     def _http(self) -> httpx.Client:
         if self._client is None:
+            # TCP_NODELAY: httpx writes headers and body separately; with Nagle's
+            # algorithm the body waits for the ACK of the headers (benchmarks/).
+            transport = httpx.HTTPTransport(
+                verify=_tls_context(),
+                socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
+            )
             self._client = httpx.Client(
                 timeout=httpx.Timeout(self.timeout),
                 follow_redirects=False,
                 trust_env=False,
-                verify=_tls_context(),
+                transport=transport,
             )
         return self._client
 
