@@ -27,6 +27,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from benchmarks.findings import counterexample_exchanges, first_finding_seconds  # noqa: E402
 from fixtures.kill_matrix import KillCase, load  # noqa: E402
 from tests.suite_runner import run_suite  # noqa: E402
 
@@ -50,6 +51,11 @@ def measure(case: KillCase, seeds: list[int], profile: str) -> dict[str, Any]:
                     Path(work),
                 )
                 seconds = time.monotonic() - started
+                reports = Path(work) / "reports"
+                first_must = first_finding_seconds(reports, must_only=True)
+                first_any = first_finding_seconds(reports, must_only=False)
+            found = set(case.fail or case.warn)
+            length = counterexample_exchanges(run.report or {}, found)
             fails = sorted(run.ids("fail")) if run.report else []
             warns = sorted(run.ids("warn")) if run.report else []
             errors = sorted(run.ids("error")) if run.report else ["<no report>"]
@@ -61,6 +67,9 @@ def measure(case: KillCase, seeds: list[int], profile: str) -> dict[str, Any]:
                     "warn": warns,
                     "error": errors,
                     "exact": fails == expected["fail"] and warns == expected["warn"] and not errors,
+                    "first_must_seconds": first_must,
+                    "first_finding_seconds": first_any,
+                    "counterexample_exchanges": length,
                 }
             )
             print(
@@ -68,6 +77,9 @@ def measure(case: KillCase, seeds: list[int], profile: str) -> dict[str, Any]:
                 flush=True,
             )
     exact = sum(1 for r in runs if r["exact"])
+    firsts = [r["first_must_seconds"] for r in runs if r["first_must_seconds"] is not None]
+    anys = [r["first_finding_seconds"] for r in runs if r["first_finding_seconds"] is not None]
+    lengths = [r["counterexample_exchanges"] for r in runs if r["counterexample_exchanges"]]
     return {
         "expected": expected,
         "runs": len(runs),
@@ -75,6 +87,11 @@ def measure(case: KillCase, seeds: list[int], profile: str) -> dict[str, Any]:
         "detection_rate": exact / len(runs),
         "median_seconds": statistics.median(r["seconds"] for r in runs),
         "worst_seconds": max(r["seconds"] for r in runs),
+        "first_must_median_seconds": statistics.median(firsts) if firsts else None,
+        "first_must_worst_seconds": max(firsts) if firsts else None,
+        "first_finding_median_seconds": statistics.median(anys) if anys else None,
+        "counterexample_median_exchanges": statistics.median(lengths) if lengths else None,
+        "counterexample_worst_exchanges": max(lengths) if lengths else None,
         "inexact_runs": [r for r in runs if not r["exact"]],
     }
 
