@@ -1,0 +1,74 @@
+"""The benchmark scripts still run (tiny versions; the figures themselves are not judged)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from benchmarks import throughput
+from benchmarks.findings import counterexample_exchanges, first_finding_seconds
+from benchmarks.run import detection_summary
+from benchmarks.verdict_time import _status_kb, _tree
+
+
+def test_throughput_measures_every_pair_from_one_run() -> None:
+    figures = throughput.measure(0.2, [1])
+    for transport in ("http", "ws"):
+        row = figures[transport]["jobs_1"]
+        pairs = ("raw_to_minimal", "driver_to_minimal", "raw_to_reference", "driver_to_reference")
+        for pair in pairs:
+            assert row[pair] > 0, (transport, pair)
+        assert row["driver_share_of_ceiling"] > 0
+
+
+def test_process_tree_and_memory_are_read_from_proc() -> None:
+    assert os.getpid() in _tree(os.getpid())
+    assert _status_kb(os.getpid(), "VmHWM") > 0
+
+
+def test_findings_timing_and_counterexample_length(tmp_path: Path) -> None:
+    results = tmp_path / "allure-results"
+    results.mkdir()
+    for name, start, stop, attachments in [
+        ("a", 1000, 2000, []),
+        ("b", 1500, 4000, [{"name": "SRV-FS-GAP fail"}]),
+        ("c", 1200, 3000, [{"name": "SRV-FS-QUIET warn"}]),
+    ]:
+        result = {"start": start, "stop": stop, "attachments": attachments}
+        (results / f"{name}-result.json").write_text(json.dumps(result))
+    assert first_finding_seconds(tmp_path, must_only=True) == 3.0
+    assert first_finding_seconds(tmp_path, must_only=False) == 2.0
+    report = {
+        "requirements": [
+            {
+                "id": "SRV-FS-GAP",
+                "evidence": [
+                    {"verdict": "fail", "evidence": "header\n#1   A http >> x\n#2   A http >> y"},
+                    {"verdict": "fail", "evidence": "#1 only"},
+                ],
+            }
+        ]
+    }
+    assert counterexample_exchanges(report, {"SRV-FS-GAP"}) == 1
+    assert counterexample_exchanges(report, {"SRV-REPLY"}) is None
+
+
+def test_detection_summary_reads_detection_rate_output(tmp_path: Path) -> None:
+    timed = {
+        "runs": 20,
+        "detection_rate": 1.0,
+        "median_seconds": 3.0,
+        "first_must_median_seconds": 1.5,
+        "first_finding_median_seconds": 1.5,
+        "counterexample_median_exchanges": 2,
+    }
+    untimed = {"runs": 20, "detection_rate": 0.95, "median_seconds": 9.0}
+    data = {"date": "2026-11-22", "profile": "quick", "targets": {"a": timed, "b": untimed}}
+    path = tmp_path / "detection.json"
+    path.write_text(json.dumps(data))
+    summary = detection_summary([path])
+    assert summary["cases"]["a"]["first_must_median_seconds"] == 1.5
+    assert summary["cases"]["a"]["counterexample_median_exchanges"] == 2
+    assert summary["all_detected"] is False
+    assert summary["cases_without_timing"] == ["b"]
