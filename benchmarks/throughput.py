@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import json
 import os
 import re
 import socket
@@ -28,6 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from benchmarks import emit
 from conformance.messages import heartbeat, new_uid
 from conformance.wire import ServerToAgent
 
@@ -264,12 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, action="append")
     parser.add_argument("--out", type=Path)
     options = parser.parse_args(args)
-    figures = measure(options.seconds, options.jobs or [1, 2])
-    text = json.dumps(figures, indent=2)
-    if options.out:
-        options.out.write_text(text + "\n")
-    print(text)
-    return 0
+    return emit(measure(options.seconds, options.jobs or [1, 2]), options.out)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks import emit
 from tests.suite_runner import suite_command
 
 PARTS = {
@@ -125,11 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     figures = measure(
         options.profile or ["quick"], options.part or sorted(PARTS), options.jobs or [1, 2]
     )
-    text = json.dumps(figures, indent=2)
-    if options.out:
-        options.out.write_text(text + "\n")
-    print(text)
-    return 0
+    return emit(figures, options.out)
 
 
 if __name__ == "__main__":
