@@ -22,10 +22,11 @@ SCALED = Timing(floor=0.25, cap=1.0)
 
 
 def equal_jitter(initial: float, cap: float, n: int, rng: random.Random) -> list[float]:
+    """Elastic Agent's draws: [d/2, d/2 + previous d), d = initial * 2^n capped."""
     waits = []
     for attempt in range(1, n + 1):
-        d = min(cap, initial * 2**attempt)
-        waits.append(d / 2 + rng.uniform(0, d / 2))
+        d, previous = (min(cap, initial * 2**k) for k in (attempt, attempt - 1))
+        waits.append(d / 2 + rng.uniform(0, previous))
     return waits
 
 
@@ -56,9 +57,18 @@ def test_tolerance_and_slack_absorb_scheduling_noise() -> None:
 
 
 def test_a_fixed_interval_is_not_growing_but_needs_enough_intervals() -> None:
-    assert not_growing([0.25] * 4, SCALED)
-    assert not not_growing([0.25] * 3, SCALED)  # too few to judge
-    assert not not_growing([60.0, 120.0, 240.0, 480.0], ELASTIC)
+    assert not_growing([0.25] * 5, SCALED)
+    assert not not_growing([0.25] * 4, SCALED)  # too few to judge
+    assert not not_growing([60.0, 120.0, 240.0, 480.0, 600.0], ELASTIC)
+    slow = [60.0 * 1.3**k for k in range(5)]  # a slow geometric backoff still grows
+    assert not not_growing(slow, ELASTIC)
+
+
+@pytest.mark.parametrize("timing", [ELASTIC, SCALED])
+def test_capped_equal_jitter_stays_within_the_longest_wait(timing: Timing) -> None:
+    rng = random.Random(11)
+    for _ in range(2000):
+        assert max(equal_jitter(timing.floor, timing.cap, 10, rng)) <= timing.longest
 
 
 def test_jitter_is_told_apart_from_lockstep() -> None:

@@ -74,3 +74,21 @@ def test_reset_and_hang(mock: MockFleet) -> None:
 
 def test_status_endpoint(mock: MockFleet) -> None:
     assert httpx.get(mock.url + "/api/status", timeout=5).json()["status"] == "HEALTHY"
+
+
+def test_chunked_bodies_are_read_whole(mock: MockFleet) -> None:
+    def pieces() -> Iterator[bytes]:
+        yield b'{"type": "PERMANENT", '
+        yield b'"metadata": {"local": {}}}'
+
+    for _ in range(2):  # the second request on the same connection is read cleanly too
+        with httpx.Client(timeout=5) as client:
+            reply = client.post(
+                mock.url + ENROLL, headers={"Authorization": f"ApiKey {TOKEN}"}, content=pieces()
+            )
+            assert reply.status_code == 200
+            again = client.post(
+                mock.url + ENROLL, headers={"Authorization": f"ApiKey {TOKEN}"}, content=pieces()
+            )
+            assert again.status_code == 200
+    assert len(mock.arrivals("enroll")) == 4

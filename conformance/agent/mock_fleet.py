@@ -193,11 +193,16 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         now = time.monotonic()
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY:
+        try:
+            raw = self._body()
+        except ValueError:
+            self.close_connection = True
+            self._json(400, {"statusCode": 400, "error": "Bad Request", "message": "bad chunk"})
+            return
+        if raw is None:
+            self.close_connection = True
             self._json(413, _error(413) | {"statusCode": 413})
             return
-        raw = self.rfile.read(length) if length else b""
         path = self.path.split("?")[0]
         parts = path.strip("/").split("/")
         if path == "/api/fleet/agents/enroll":
@@ -208,6 +213,28 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(200, {"action": "acks", "items": []})
         else:
             self._json(404, {"statusCode": 404, "error": "Not Found", "message": path})
+
+    def _body(self) -> bytes | None:
+        """The request body, Content-Length or chunked; None when over the size limit."""
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            parts: list[bytes] = []
+            size = 0
+            while True:
+                line = self.rfile.readline(1024)
+                length = int(line.split(b";")[0].strip() or b"0", 16)
+                size += length
+                if size > MAX_BODY:
+                    return None
+                if length == 0:
+                    while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
+                        pass  # trailers
+                    return b"".join(parts)
+                parts.append(self.rfile.read(length))
+                self.rfile.readline(1024)
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_BODY:
+            return None
+        return self.rfile.read(length) if length else b""
 
     def _enroll(self, now: float, raw: bytes) -> None:
         fault = self.mock.take("enroll")

@@ -30,13 +30,20 @@ class Timing:
         return seconds * (1 + self.tolerance) + self.slack
 
     @property
+    def longest(self) -> float:
+        """The longest wait a capped equal-jitter backoff draws: 1.5 x the cap (Elastic
+        Agent waits cap/2 plus up to one more cap once it reaches the cap)."""
+        return 1.5 * self.cap
+
+    @property
     def grown(self) -> float:
         """By the third retry a growing backoff has at least tripled (or reached half the cap)."""
         return self.at_least(min(3 * self.floor, self.cap / 2))
 
 
-#: Intervals needed before growth is judged (retries 3 and later are compared).
-GROWTH_INTERVALS = 4
+#: Intervals needed before growth is judged (retries 3 and later are compared): five,
+#: so that a slow geometric backoff (x1.3 per retry) has had room to grow.
+GROWTH_INTERVALS = 5
 #: Intervals two agents must share before "no jitter" is concluded.
 JITTER_INTERVALS = 6
 

@@ -10,8 +10,9 @@ bounds of ``conformance/model/agent_timing.py``; every wait is bounded by
 from __future__ import annotations
 
 import itertools
+import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -24,6 +25,7 @@ from conformance.model.agent_timing import (
     GROWTH_INTERVALS,
     JITTER_INTERVALS,
     LIVENESS,
+    Timing,
     attempt_rate,
     below_floor,
     fmt,
@@ -57,7 +59,7 @@ def running_agent(
             )
         if monitoring and not sc.wait_monitoring():
             raise AgentSilent(
-                "the agent's monitoring endpoint ({monitoring_port}) never answered\n"
+                f"the agent's monitoring endpoint (port {sc.monitoring_port}) never answered\n"
                 + sc.transcript()
             )
         yield sc
@@ -103,12 +105,15 @@ def test_permanent_401_enrolment_is_not_retried_in_a_tight_loop(agent_setup: Age
             )
 
 
-#: Transient enrolment faults (fleet/facts: 429 too many requests, 5xx temporary,
-#: connection errors retried); Retry-After in whole seconds, as HTTP sends it.
-TRANSIENT = st.one_of(
-    st.builds(Fault, st.sampled_from(["500", "502", "504", "reset", "hang"])),
-    st.builds(Fault, st.sampled_from(["429", "503"]), st.sampled_from([None, 1, 2])),
-)
+def transient_faults(timing: Timing) -> st.SearchStrategy[Fault]:
+    """Transient enrolment faults (fleet/facts: 429 too many requests, 5xx temporary,
+    connection errors retried). Retry-After is in whole seconds, as HTTP sends it, and
+    drawn around the floor (half and twice it) so that honouring it is visible."""
+    after = sorted({max(1, math.ceil(timing.floor / 2)), max(1, math.ceil(2 * timing.floor))})
+    return st.one_of(
+        st.builds(Fault, st.sampled_from(["500", "502", "504", "reset", "hang"])),
+        st.builds(Fault, st.sampled_from(["429", "503"]), st.sampled_from([None, *after])),
+    )
 
 
 def judge_transient(sc: Scenario, plan: list[Fault]) -> None:
@@ -116,13 +121,11 @@ def judge_transient(sc: Scenario, plan: list[Fault]) -> None:
     arrivals = sc.mock.arrivals("enroll")
     for before, after in itertools.pairwise(arrivals):
         gap = after.at - before.at
-        waited_for = max(timing.floor, float(before.fault.retry_after or 0))
+        # A Retry-After says when the agent may come back, floor or not (RFC 9110 10.2.3).
+        asked = before.fault.retry_after
+        waited_for = float(asked) if asked is not None else timing.floor
         if before.fault.failing and gap < timing.at_least(waited_for):
-            cause = (
-                f"Retry-After {before.fault.retry_after} s"
-                if before.fault.retry_after and before.fault.retry_after > timing.floor
-                else f"the backoff floor {timing.floor:g} s"
-            )
+            cause = f"Retry-After {asked} s" if asked else f"the backoff floor {timing.floor:g} s"
             raise Violation(
                 "FLEET-AGT-ENROLL-BACKOFF",
                 f"after enrolment answered {before.fault}, the agent retried after {gap:.3f} s,"
@@ -130,21 +133,22 @@ def judge_transient(sc: Scenario, plan: list[Fault]) -> None:
                 sc.transcript(),
             )
         hung = sc.setup.hang_limit if before.fault.kind == "hang" else 0.0
-        limit = timing.at_most(max(timing.cap, float(before.fault.retry_after or 0))) + hung
+        limit = timing.at_most(max(timing.longest, float(before.fault.retry_after or 0))) + hung
         if before.fault.failing and gap > limit:
             raise Violation(
                 "FLEET-AGT-ENROLL-BACKOFF",
                 f"after enrolment answered {before.fault}, the agent waited {gap:.3f} s,"
-                f" beyond the backoff cap {timing.cap:g} s",
+                f" beyond the backoff cap {timing.cap:g} s (equal jitter at the cap waits"
+                f" up to {timing.longest:g} s)",
                 sc.transcript(),
             )
 
 
 @pytest.mark.requirement("FLEET-AGT-ENROLL-BACKOFF")
 def test_transient_enrolment_failures_back_off(agent_setup: AgentSetup) -> None:
-    @conformance_property(
-        max_examples=active().agent_examples, plan=st.lists(TRANSIENT, min_size=1, max_size=4)
-    )
+    plans = st.lists(transient_faults(agent_setup.timing), min_size=1, max_size=4)
+
+    @conformance_property(max_examples=active().agent_examples, plan=plans)
     def run(plan: list[Fault]) -> None:
         with running_agent(agent_setup, enroll=plan) as sc:
             observe_until(sc, "enroll", len(plan) + 1, stop_early=False)
@@ -188,16 +192,23 @@ def condition_fault(condition: str, failing: str) -> Fault:
 
 
 def settle_on(sc: Scenario, fault: Fault) -> bool:
-    """Switch check-ins to ``fault``; wait for one answered so, then for the settle time."""
+    """Switch check-ins to ``fault``; wait until the agent has seen it, then the settle time.
+
+    A clean or Warning reply counts once the long poll returns it. A failure
+    counts at the second failing check-in: Elastic Agent reports a failed
+    check-in to its coordinator only after the backoff wait that follows it
+    (``fleet_gateway.go``), so one failure does not yet change its state.
+    """
     switched = time.monotonic()
     sc.mock.plan("checkin", (), fault)
     sc.note(f"check-ins now answered {fault}")
+    needed = 2 if fault.failing else 1
     timing = sc.setup.timing
-    bound = timing.at_most(timing.cap) + sc.setup.checkin_hold + sc.setup.settle + 5
+    bound = needed * timing.at_most(timing.longest) + sc.setup.checkin_hold + sc.setup.settle + 5
     deadline = min(switched + bound, sc.started + sc.setup.window)
     while time.monotonic() < deadline and sc.agent.running():
-        if any(a.at >= switched and a.fault == fault for a in sc.mock.arrivals("checkin")):
-            # A clean or Warning reply is only sent after the long-poll hold.
+        seen = [a for a in sc.mock.arrivals("checkin") if a.at >= switched and a.fault == fault]
+        if len(seen) >= needed:
             held = 0.0 if fault.failing else sc.setup.checkin_hold
             time.sleep(held + sc.setup.settle)
             return True
@@ -206,6 +217,10 @@ def settle_on(sc: Scenario, fault: Fault) -> bool:
 
 
 FLEET_STATE = {"failing": "FAILED", "warning": "DEGRADED", "connected": "HEALTHY"}
+NOT_JUDGED = (
+    "not judged: the agent did not reach {what} within --agent-window ({window:g} s);"
+    " its check-in backoff needs a longer window (the full or nightly profile)"
+)
 
 
 def check_liveness(sc: Scenario, condition: str) -> None:
@@ -228,10 +243,20 @@ def test_liveness_follows_the_fleet_connection(agent_setup: AgentSetup) -> None:
     def run(order: list[str], failing: str) -> None:
         phases = [(c, condition_fault(c, failing)) for c in order]
         with running_agent(agent_setup, monitoring=True) as sc:
-            for condition, fault in [("connected", OK), *phases]:
+            if not settle_on(sc, OK):
+                pytest.skip(NOT_JUDGED.format(what="a first check-in", window=agent_setup.window))
+            baseline = {f: sc.probe(f) for f in ("heartbeat", "failed", "degraded")}
+            if any(code != 200 for code in baseline.values()):
+                # Liveness also fails for unhealthy components, which the mock cannot
+                # control: nothing to learn about the Fleet connection here.
+                pytest.skip(
+                    f"inconclusive: /liveness was not 200 before any Fleet fault ({baseline})"
+                )
+            for condition, fault in phases:
                 if not settle_on(sc, fault):
-                    sc.note("no check-in in this condition within the window: not judged")
-                    return
+                    pytest.skip(
+                        NOT_JUDGED.format(what=f"check-ins {condition}", window=agent_setup.window)
+                    )
                 check_liveness(sc, condition)
 
     run()
@@ -257,14 +282,18 @@ CHECKIN_401_COUNT = 8
 
 
 @pytest.mark.requirement("FLEET-AGT-CHECKIN-401")
-def test_checkin_401_is_never_reported_healthy(agent_setup: AgentSetup) -> None:
+def test_checkin_401_is_never_reported_healthy(
+    agent_setup: AgentSetup, observe: Callable[[str], None]
+) -> None:
     settle = agent_setup.settle
     with running_agent(agent_setup, monitoring=True, checkin=[OK], checkin_then=UNAUTHORIZED) as sc:
         deadline = sc.started + agent_setup.window
         judged_after = 0
         while time.monotonic() < deadline and sc.agent.running():
             refused = [a for a in sc.mock.arrivals("checkin") if a.fault == UNAUTHORIZED]
-            if refused and time.monotonic() - refused[0].at >= settle:
+            # Repeated 401s: judged from the second one on (a failure reaches Elastic
+            # Agent's state only after the backoff that follows it).
+            if len(refused) >= 2 and time.monotonic() - refused[1].at >= settle:
                 status = sc.probe("degraded")
                 if status == 200:
                     raise Violation(
@@ -279,4 +308,10 @@ def test_checkin_401_is_never_reported_healthy(agent_setup: AgentSetup) -> None:
                     judged_after += 1
             time.sleep(max(0.05, settle / 2))
         refused = [a for a in sc.mock.arrivals("checkin") if a.fault == UNAUTHORIZED]
-        sc.note(f"{len(refused)} check-ins answered 401 within the window")
+        if len(refused) < 2:
+            pytest.skip(NOT_JUDGED.format(what="a second 401 check-in", window=agent_setup.window))
+        observe(
+            f"judged over {len(refused)} consecutive 401 check-ins (fewer than"
+            f" {CHECKIN_401_COUNT}: Elastic Agent changes course after the 7th; a longer"
+            " --agent-window reaches it)"
+        )
