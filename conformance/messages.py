@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import os
+import time
 
 from conformance.model.fullstate import required_status_fields
 from conformance.wire import AgentCap, AgentToServer
 
 
 def new_uid() -> bytes:
-    """A random 16-byte instance_uid."""
-    return os.urandom(16)
+    """A fresh instance_uid: a UUID v7, as agents SHOULD use (rules: AGT-UID).
+
+    Any 16 bytes are a valid uid; servers get arbitrary ones from the
+    hostile-input test, which judges them on their own, so one server's
+    strictness about the UUID form does not mask every other rule.
+    """
+    millis = time.time_ns() // 1_000_000
+    raw = bytearray(millis.to_bytes(6, "big") + os.urandom(10))
+    raw[6] = 0x70 | (raw[6] & 0x0F)  # version 7
+    raw[8] = 0x80 | (raw[8] & 0x3F)  # RFC 9562 variant
+    return bytes(raw)
 
 
 def _fill_status_field(msg: AgentToServer, name: str) -> None:

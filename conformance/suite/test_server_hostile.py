@@ -108,8 +108,28 @@ def test_hostile_input_is_survived_and_refused(
             tally.count(_not_bad_request(exchange), transcript.render())
         _still_serves(transcript, driver, bad)
 
+    _any_sixteen_bytes_are_a_uid(driver)
     attack()
     Findings(tally.violations()).raise_if_any()
+
+
+#: 16 bytes that are no UUID of any version: the spec asks for 16 bytes, and only
+#: recommends (SHOULD) that agents use a UUID v7.
+NOT_A_UUID = bytes(range(16))
+
+
+def _any_sixteen_bytes_are_a_uid(driver: HttpDriver | WsDriver) -> None:
+    transcript = Transcript()
+    transcript.note(f"    a valid message whose instance_uid is {NOT_A_UUID.hex()} (not a UUID)")
+    exchange = transcript.add(driver.send(full_status(NOT_A_UUID, 0)))
+    broken = _breakage(exchange)
+    if broken is not None:
+        raise Violation(
+            "SRV-NO-5XX",
+            f"a valid message whose 16-byte instance_uid is not a UUID got {broken}"
+            " (any 16 bytes are a valid instance_uid; UUID v7 is a SHOULD for agents)",
+            transcript.render(),
+        )
 
 
 FIXED_UID = b"\x42" * 16
