@@ -8,6 +8,8 @@ after. Malformed messages should be refused with a ServerToAgent carrying
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from conformance.checks import ShouldTally, Transcript, retry_throttled
@@ -113,15 +115,23 @@ def test_hostile_input_is_survived_and_refused(
     Findings(tally.violations()).raise_if_any()
 
 
-#: 16 bytes that are no UUID of any version: the spec asks for 16 bytes, and only
-#: recommends (SHOULD) that agents use a UUID v7.
-NOT_A_UUID = bytes(range(16))
+def not_a_uuid() -> bytes:
+    """Fresh 16 bytes that are no UUID of any version (version nibble 0, variant bits 00).
+
+    The spec asks for 16 bytes and only recommends (SHOULD) that agents use a
+    UUID v7. Fresh each time: a repeated uid and sequence_num is a duplicate.
+    """
+    raw = bytearray(os.urandom(16))
+    raw[6] &= 0x0F
+    raw[8] &= 0x3F
+    return bytes(raw)
 
 
 def _any_sixteen_bytes_are_a_uid(driver: HttpDriver | WsDriver) -> None:
+    uid = not_a_uuid()
     transcript = Transcript()
-    transcript.note(f"    a valid message whose instance_uid is {NOT_A_UUID.hex()} (not a UUID)")
-    exchange = transcript.add(driver.send(full_status(NOT_A_UUID, 0)))
+    transcript.note(f"    a valid message whose instance_uid is {uid.hex()} (not a UUID)")
+    exchange = transcript.add(driver.send(full_status(uid, 0)))
     broken = _breakage(exchange)
     if broken is not None:
         raise Violation(
