@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from conformance import SPEC_VERSION, __version__
 from conformance.certification import certify
-from conformance.plugin.results import Results
 from conformance.verdicts import Verdict
+
+if TYPE_CHECKING:  # the plugin imports this module: no import cycle at run time
+    from conformance.plugin.results import Results
 
 REPORT_FORMAT = 1
 #: The JSON Schema every conformance.json of this format follows.
