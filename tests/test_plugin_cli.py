@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import socket
 import subprocess
 import sys
 import time
@@ -11,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from conformance.agent.scenario import free_port
 from conformance.catalogue import CATALOGUE
 from conformance.plugin.embedded import EmbeddedServer
 from tests.suite_runner import REPO, run_suite, suite_command
@@ -39,12 +39,6 @@ OPTIONS = [
     "--agent-window",
     "--agent-start-timeout",
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
