@@ -1,9 +1,10 @@
 """Time to verdict and memory: whole suite runs against the bundled reference targets.
 
 Each run is ``pytest conformance/suite`` with no target (the embedded
-reference server and reference agent), one profile, one process or
-``-n 2``, and one part: the server rules (``--exclude-requirement
-FLEET-AGT-*``) or the agent rules (``--requirement FLEET-AGT-*``). While
+reference server and reference agents), one profile, one process or
+``-n 2``, and one part: the server rules (``--exclude-requirement`` of
+``FLEET-AGT-*`` and ``AGT-*``) or the agent rules (``--requirement`` of
+the same two). While
 it runs, the suite's process tree is sampled from ``/proc`` for the peak
 resident memory of the main pytest process (``VmHWM``) and of the whole
 tree (summed ``VmRSS``, sampled every 0.2 s).
@@ -27,8 +28,8 @@ from benchmarks import emit
 from tests.suite_runner import suite_command
 
 PARTS = {
-    "server": ["--exclude-requirement=FLEET-AGT-*"],
-    "agent": ["--requirement=FLEET-AGT-*"],
+    "server": ["--exclude-requirement=FLEET-AGT-*", "--exclude-requirement=AGT-*"],
+    "agent": ["--requirement=FLEET-AGT-*", "--requirement=AGT-*"],
 }
 #: Bound on one measured run, in seconds.
 RUN_LIMIT = 3 * 3600

@@ -331,6 +331,143 @@ REQUIREMENTS += (
         _OPENAPI,
     ),
     Requirement(
+        "AGT-FIRST-FULL",
+        Level.MUST,
+        _A,
+        "The first message after connecting carries full status (agent_description and every "
+        "status field its capabilities promise)",
+        _spec("status-reporting"),
+    ),
+    Requirement(
+        "AGT-SEQ",
+        Level.MUST,
+        _A,
+        "sequence_num grows by exactly 1 per message sent; a retry is a new message with the next"
+        " number, never the same bytes again",
+        _spec("agenttoserversequence_num"),
+    ),
+    Requirement(
+        "AGT-FULL-ON-FLAG",
+        Level.MUST,
+        _A,
+        "After a reply with ReportFullState the next message carries full status",
+        _spec("servertoagentflags"),
+    ),
+    Requirement(
+        "AGT-NO-LOOP",
+        Level.MUST,
+        _A,
+        "A plain acknowledgement does not make the agent send again before its poll or heartbeat "
+        "interval",
+        _spec("plain-http-transport"),
+    ),
+    Requirement(
+        "AGT-UID",
+        Level.MUST,
+        _A,
+        "instance_uid is 16 bytes and fixed for the process unless the server assigns a new one "
+        "(a UUID v7 is recommended)",
+        _spec("agenttoserverinstance_uid"),
+    ),
+    Requirement(
+        "AGT-NEW-UID",
+        Level.MUST,
+        _A,
+        "After agent_identification.new_instance_uid every later message carries the new uid",
+        _spec("agentidentificationnew_instance_uid"),
+    ),
+    Requirement(
+        "AGT-CAPS",
+        Level.MUST,
+        _A,
+        "Every message declares capabilities with ReportsStatus and no undefined bit (above "
+        "0x8000)",
+        _spec("agenttoservercapabilities"),
+    ),
+    Requirement(
+        "AGT-CT",
+        Level.MUST,
+        _A,
+        "Plain-HTTP requests carry Content-Type: application/x-protobuf",
+        _spec("plain-http-transport"),
+    ),
+    Requirement(
+        "AGT-ONE-INFLIGHT",
+        Level.MUST,
+        _A,
+        "Over plain HTTP an agent never has two requests in flight",
+        _spec("plain-http-transport"),
+    ),
+    Requirement(
+        "AGT-DISCONNECT",
+        Level.MUST,
+        _A,
+        "Over WebSocket, the last message before the agent stops (SIGTERM, SIGINT) carries "
+        "agent_disconnect",
+        _spec("agenttoserveragent_disconnect"),
+    ),
+    Requirement(
+        "AGT-DISCONNECT-HTTP",
+        Level.SHOULD,
+        _A,
+        "Over plain HTTP, the last message before the agent stops (SIGTERM, SIGINT) carries "
+        "agent_disconnect",
+        _spec("agenttoserveragent_disconnect"),
+    ),
+    Requirement(
+        "AGT-RETRY-AFTER",
+        Level.SHOULD,
+        _A,
+        "After 429 or 503 with Retry-After, or UNAVAILABLE with retry_info, the next attempt "
+        "waits at least that long",
+        _spec("throttling"),
+    ),
+    Requirement(
+        "AGT-RETRY-MIN",
+        Level.SHOULD,
+        _A,
+        "A retry after a failed exchange waits at least the configured floor (--backoff-floor; "
+        "the spec recommends 30 s)",
+        _spec("throttling"),
+    ),
+    Requirement(
+        "AGT-BACKOFF",
+        Level.SHOULD,
+        _A,
+        "Repeated failures are retried with exponential backoff: intervals grow, stay under the "
+        "cap, and two agents do not retry in lockstep",
+        _spec("throttling"),
+    ),
+    Requirement(
+        "AGT-BADREQ",
+        Level.SHOULD,
+        _A,
+        "A message answered with BAD_REQUEST is not sent again",
+        _spec("servererrorresponsetype"),
+    ),
+    Requirement(
+        "AGT-HEARTBEAT",
+        Level.MUST,
+        _A,
+        "An agent with ReportsHeartbeat sends at an offered heartbeat_interval_seconds",
+        _spec("opampconnectionsettingsheartbeat_interval_seconds"),
+    ),
+    Requirement(
+        "AGT-UID-HEADER",
+        Level.SHOULD,
+        _A,
+        "Plain-HTTP requests carry OpAMP-Instance-UID with the uid in canonical text form",
+        _spec("plain-http-transport"),
+    ),
+    Requirement(
+        "AGT-ROBUST",
+        Level.SHOULD,
+        _A,
+        "An unexpected reply (empty, no instance_uid, wrong Content-Type, garbage, 500) does not "
+        "stop the agent: it keeps talking (suite rule)",
+        _spec("servertoagent-message"),
+    ),
+    Requirement(
         "FLEET-AGT-ENROLL-401",
         Level.MUST,
         _A,

@@ -2,7 +2,7 @@
 
 The command is a template split like a shell would (no shell runs it) with
 placeholders the suite fills per scenario: ``{fleet_url}``,
-``{opamp_url}``, ``{enrollment_token}``, ``{monitoring_port}``,
+``{opamp_url}``, ``{opamp_ws_url}``, ``{enrollment_token}``, ``{monitoring_port}``,
 ``{monitoring_url}``, ``{workdir}`` and ``{python}`` (the interpreter
 running the suite). ``--agent-env NAME=VALUE`` adds environment variables,
 placeholders allowed, for agents configured the container way
@@ -32,6 +32,7 @@ from typing import Any
 PLACEHOLDERS = (
     "fleet_url",
     "opamp_url",
+    "opamp_ws_url",
     "enrollment_token",
     "monitoring_port",
     "monitoring_url",
@@ -114,6 +115,15 @@ class AgentProcess:
             if secret:
                 text = text.replace(secret, secret[:2] + "***")
         return "\n".join(text.splitlines()[-lines:])
+
+    def interrupt(self, signum: int, grace: float) -> bool:
+        """Send ``signum`` to the process group; True when the agent exited within ``grace`` s."""
+        if self.proc.poll() is None:
+            with suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signum)
+            with suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=grace)
+        return self.proc.poll() is not None
 
     def stop(self) -> int | None:
         """SIGTERM to the process group, SIGKILL after the grace period; always reaped."""

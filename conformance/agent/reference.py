@@ -40,3 +40,32 @@ def suite_args(behaviour: str = "reference") -> list[str]:
         f"--backoff-cap={TIMING.cap}",
         f"--liveness-settle={SETTLE}",
     ]
+
+
+#: The reference OpAMP agent (``fixtures/reference/opamp_agent.py``) at the same scale:
+#: it polls every 0.3 s and backs off from 0.25 s to 1 s.
+OPAMP_POLL = 0.3
+OPAMP_TIMING = TIMING
+
+
+def opamp_command(behaviour: str = "reference", transport: str = "http") -> str:
+    """The ``--agent-cmd`` template that launches the reference OpAMP agent (or a twin)."""
+    url = "{opamp_ws_url}" if transport == "ws" else "{opamp_url}"
+    words = [
+        f"{{python}} -m fixtures.reference.opamp_agent --url={url} --transport={transport}",
+        f"--poll-interval {OPAMP_POLL} --request-timeout 5",
+        f"--backoff-initial {BACKOFF_INITIAL} --backoff-max {BACKOFF_MAX}",
+    ]
+    if behaviour != "reference":
+        words.append(f"--behaviour {behaviour}")
+    return " ".join(words)
+
+
+def opamp_suite_args(behaviour: str = "reference", transport: str = "http") -> list[str]:
+    """Suite options that test the reference OpAMP agent (or a twin) at its time scale."""
+    return [
+        f"--agent-cmd={opamp_command(behaviour, transport)}",
+        "--agent-protocol=opamp",
+        f"--backoff-floor={OPAMP_TIMING.floor}",
+        f"--backoff-cap={OPAMP_TIMING.cap}",
+    ]

@@ -124,6 +124,7 @@ def scenario(
         values = {
             "fleet_url": mock.url,
             "opamp_url": f"{mock.url}/v1/opamp",
+            "opamp_ws_url": f"{mock.url.replace('http://', 'ws://', 1)}/v1/opamp",
             "enrollment_token": token,
             "monitoring_port": str(port),
             "monitoring_url": f"http://127.0.0.1:{port}",

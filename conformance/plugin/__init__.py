@@ -23,6 +23,7 @@ from conformance.plugin.fixtures import (
     conformance_session,
     observe,
     opamp,
+    opamp_agent_setup,
     target,
     transport,
 )
@@ -58,6 +59,7 @@ __all__ = [
     "conformance_session",
     "observe",
     "opamp",
+    "opamp_agent_setup",
     "target",
     "transport",
 ]

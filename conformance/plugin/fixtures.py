@@ -135,5 +135,20 @@ def observe(request: pytest.FixtureRequest) -> Callable[[str], None]:
 def agent_setup(conformance_options: Options) -> AgentSetup:
     """The agent under test and its timing bounds (skips the agent tests when there is none)."""
     if conformance_options.agent is None:
+        if conformance_options.opamp_agent is not None:
+            pytest.skip("not applicable: the agent under test speaks OpAMP (--agent-protocol)")
         pytest.skip("no --agent-cmd: the agent tests need an agent to launch")
     return conformance_options.agent
+
+
+@pytest.fixture(scope="session")
+def opamp_agent_setup(conformance_options: Options) -> AgentSetup:
+    """The OpAMP agent under test (skips the OpAMP agent tests when there is none)."""
+    if conformance_options.opamp_agent is None:
+        if conformance_options.agent is not None:
+            pytest.skip(
+                "not applicable: the agent under test speaks Fleet only"
+                " (--agent-protocol=opamp or both for an OpAMP agent)"
+            )
+        pytest.skip("no --agent-cmd: the agent tests need an agent to launch")
+    return conformance_options.opamp_agent

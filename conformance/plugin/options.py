@@ -27,6 +27,9 @@ GROUP = "fleet-conformance"
 DEFAULT_FLOOR = 5.0
 DEFAULT_CAP = 600.0
 DEFAULT_SETTLE = 2.0
+#: The OpAMP spec's recommended minimum retry interval (rules section 6).
+DEFAULT_OPAMP_FLOOR = 30.0
+AGENT_PROTOCOLS = ("fleet", "opamp", "both")
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -125,8 +128,17 @@ def add_options(parser: pytest.Parser) -> None:
         default=None,
         metavar="TEMPLATE",
         help="command that starts an agent under test, one per scenario; placeholders"
-        " {fleet_url} {opamp_url} {enrollment_token} {monitoring_port} {monitoring_url}"
-        " {workdir} {python}. Without it (and without --target) the bundled reference agent",
+        " {fleet_url} {opamp_url} {opamp_ws_url} {enrollment_token} {monitoring_port}"
+        " {monitoring_url} {workdir} {python}. Without it (and without --target) the bundled"
+        " reference agents",
+    )
+    group.addoption(
+        "--agent-protocol",
+        choices=AGENT_PROTOCOLS,
+        default="fleet",
+        help="what the agent under test speaks: fleet (enrol and check in, the default),"
+        " opamp (an OpAMP client: the suite plays the OpAMP server at {opamp_url} and"
+        " {opamp_ws_url}) or both",
     )
     group.addoption(
         "--agent-env",
@@ -141,8 +153,9 @@ def add_options(parser: pytest.Parser) -> None:
         type=float,
         default=None,
         metavar="SECONDS",
-        help=f"shortest retry interval an agent may use (default {DEFAULT_FLOOR:g} s:"
-        " Elastic Agent's initial enrolment backoff)",
+        help=f"shortest retry interval an agent may use (default {DEFAULT_FLOOR:g} s for Fleet:"
+        f" Elastic Agent's initial enrolment backoff; {DEFAULT_OPAMP_FLOOR:g} s for OpAMP:"
+        " the spec's recommended minimum)",
     )
     group.addoption(
         "--backoff-cap",
@@ -204,9 +217,12 @@ class Options:
     #: The target's request size limit (SRV-413), and whether the user gave it.
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     max_message_given: bool = False
-    #: The agent under test (``--agent-cmd``, or the reference agent in the embedded run).
+    #: The Fleet agent under test (``--agent-cmd``, or the reference agent in the embedded run).
     agent: AgentSetup | None = None
     agent_given: bool = False
+    #: The OpAMP agent under test (``--agent-cmd`` with ``--agent-protocol`` opamp or both,
+    #: or the reference OpAMP agent in the embedded run).
+    opamp_agent: AgentSetup | None = None
 
     @property
     def agent_only(self) -> bool:
@@ -266,7 +282,8 @@ def read_options(config: pytest.Config) -> Options:
     size = config.getoption("max_message_bytes")
     if size is not None and not 1024 <= size <= 1 << 31:
         raise pytest.UsageError("--max-message-bytes must be between 1024 and 2147483648")
-    agent = _agent_setup(config, profile, embedded=not targets)
+    agent = _agent_setup(config, profile, embedded=not targets, protocol="fleet")
+    opamp_agent = _agent_setup(config, profile, embedded=not targets, protocol="opamp")
     return Options(
         targets=targets,
         headers=headers,
@@ -281,6 +298,7 @@ def read_options(config: pytest.Config) -> Options:
         max_message_given=size is not None,
         agent=agent,
         agent_given=config.getoption("agent_cmd") is not None,
+        opamp_agent=opamp_agent,
     )
 
 
@@ -293,21 +311,33 @@ def _positive(config: pytest.Config, name: str, default: float) -> float:
     return float(value)
 
 
-def _agent_setup(config: pytest.Config, profile: Profile, embedded: bool) -> AgentSetup | None:
-    """The agent under test: ``--agent-cmd``, the reference agent when nothing is given, or None."""
+def _agent_setup(
+    config: pytest.Config, profile: Profile, embedded: bool, protocol: str
+) -> AgentSetup | None:
+    """The ``protocol`` agent under test: ``--agent-cmd``, the reference agent when nothing
+    is given, or None (no agent, or one that does not speak ``protocol``)."""
     template = config.getoption("agent_cmd")
     if template is None and not embedded:
         return None
+    if template is not None and config.getoption("agent_protocol") not in (protocol, "both"):
+        return None
     reference = template is None
+    if reference:
+        default = (
+            reference_agent.command() if protocol == "fleet" else reference_agent.opamp_command()
+        )
     try:
         command = AgentCommand.parse(
-            reference_agent.command() if reference else template, config.getoption("agent_env")
+            default if reference else template, config.getoption("agent_env")
         )
     except LaunchError as exc:
         raise pytest.UsageError(str(exc)) from None
-    base = reference_agent.TIMING if reference else Timing(DEFAULT_FLOOR, DEFAULT_CAP)
+    if reference:
+        base = reference_agent.TIMING if protocol == "fleet" else reference_agent.OPAMP_TIMING
+    else:
+        base = Timing(DEFAULT_FLOOR if protocol == "fleet" else DEFAULT_OPAMP_FLOOR, DEFAULT_CAP)
     floor = _positive(config, "backoff_floor", base.floor)
-    cap = _positive(config, "backoff_cap", base.cap)
+    cap = _positive(config, "backoff_cap", max(base.cap, floor))
     if cap < floor:
         raise pytest.UsageError("--backoff-cap must not be below --backoff-floor")
     settle = reference_agent.SETTLE if reference else DEFAULT_SETTLE

@@ -1,0 +1,328 @@
+"""The mock OpAMP server an agent under test talks to: real HTTP and WebSocket on loopback.
+
+One port serves ``/v1/opamp`` both ways: a POST is a plain-HTTP exchange, a
+GET with an upgrade opens a WebSocket. Every message the agent sends takes
+the next :class:`Reply` of the plan (or the standing reply once the plan is
+used up), and is recorded with its arrival time (monotonic clock), headers,
+decoded body and the number of HTTP requests in flight at that moment.
+WebSocket upgrades take their answer from a separate connect plan, so
+connection failures can be scripted for WebSocket agents too.
+
+The server runs aiohttp on its own event loop in a daemon thread; every wait
+is bounded (a held reply at most ``hold`` seconds, shutdown a few seconds).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import threading
+import time
+import zlib
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from aiohttp import WSMsgType, web
+
+from conformance.messages import new_uid
+from conformance.model.opamp_agent import ACK, Connect, Received, Reply
+from conformance.pb.opamp.v1 import opamp_pb2
+from conformance.wire import (
+    CONTENT_TYPE,
+    DEFAULT_PATH,
+    AgentToServer,
+    DecodeError,
+    FramingError,
+    ServerCap,
+    ServerFlag,
+    ServerToAgent,
+    TooLarge,
+    gunzip_bounded,
+    parse_agent_to_server,
+    ws_frame,
+    ws_unframe,
+)
+
+MAX_BODY = 4 << 20
+SERVER_CAPS = ServerCap.ACCEPTS_STATUS | ServerCap.OFFERS_CONNECTION_SETTINGS
+
+
+@dataclass
+class _Plan:
+    pending: deque[Reply] = field(default_factory=deque)
+    standing: Reply = ACK
+
+    def take(self) -> Reply:
+        return self.pending.popleft() if self.pending else self.standing
+
+
+class MockOpAMP:
+    """A loopback OpAMP server for one scenario; use as a context manager."""
+
+    def __init__(self, *, hold: float = 0.0, ws_heartbeat: int | None = None) -> None:
+        #: Seconds each plain-HTTP reply is held (so overlapping requests can be seen).
+        self.hold = hold
+        #: Offered in place of a plain ack on the first reply of each WebSocket connection,
+        #: so that an idle WebSocket agent keeps talking (None: never).
+        self.ws_heartbeat = ws_heartbeat
+        self._lock = threading.Lock()
+        self._plan = _Plan()
+        self._connect_plan: deque[int] = deque()
+        self._received: list[Received] = []
+        self._attempts: list[Connect] = []
+        self._in_flight = 0
+        self._connections = 0
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._stop: asyncio.Event | None = None
+        self._port = 0
+        self._problem: BaseException | None = None
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    # -- life cycle ----------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._port}{DEFAULT_PATH}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self._port}{DEFAULT_PATH}"
+
+    def __enter__(self) -> MockOpAMP:
+        self._thread.start()
+        if not self._ready.wait(10) or self._problem is not None:
+            raise RuntimeError(f"the mock OpAMP server did not start: {self._problem}")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        stop = self._stop
+        if stop is not None and self._loop.is_running():
+            self._loop.call_soon_threadsafe(stop.set)
+        self._thread.join(timeout=5)
+
+    def _serve(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        try:
+            self._loop.run_until_complete(self._main())
+        except BaseException as exc:  # reported by __enter__
+            self._problem = exc
+            self._ready.set()
+        finally:
+            self._loop.close()
+
+    async def _main(self) -> None:
+        self._stop = asyncio.Event()
+        app = web.Application(client_max_size=MAX_BODY)
+        app.router.add_post(DEFAULT_PATH, self._http)
+        app.router.add_get(DEFAULT_PATH, self._ws)
+        runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0)
+        await runner.setup()
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        self._port = int(sock.getsockname()[1])
+        site = web.SockSite(runner, sock)
+        await site.start()
+        self._ready.set()
+        try:
+            await self._stop.wait()
+        finally:
+            await runner.cleanup()
+
+    # -- the plan ------------------------------------------------------------
+
+    def plan(self, replies: Iterable[Reply] = (), then: Reply = ACK) -> None:
+        """Answer the next messages with ``replies``, then with ``then``."""
+        with self._lock:
+            self._plan = _Plan(deque(replies), then)
+
+    def refuse_connections(self, statuses: Iterable[int]) -> None:
+        """Refuse the next WebSocket upgrades with these HTTP statuses."""
+        with self._lock:
+            self._connect_plan = deque(statuses)
+
+    def _take(self) -> Reply:
+        with self._lock:
+            return self._plan.take()
+
+    # -- what was seen -------------------------------------------------------
+
+    def received(self) -> list[Received]:
+        with self._lock:
+            return list(self._received)
+
+    def attempts(self) -> list[Connect]:
+        with self._lock:
+            return list(self._attempts)
+
+    def wait_for(self, count: int, timeout: float) -> list[Received]:
+        """Messages once ``count`` arrived, or what arrived within ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            seen = self.received()
+            if len(seen) >= count:
+                return seen
+            time.sleep(0.01)
+        return self.received()
+
+    def _record(self, item: Received) -> None:
+        with self._lock:
+            self._received.append(item)
+
+    # -- answering -----------------------------------------------------------
+
+    @staticmethod
+    def _decode(raw: bytes) -> tuple[AgentToServer | None, str]:
+        try:
+            return parse_agent_to_server(raw), ""
+        except DecodeError as exc:
+            return None, f"not an AgentToServer: {exc}"
+
+    @staticmethod
+    def _reply_for(msg: AgentToServer | None, reply: Reply) -> ServerToAgent:
+        out = ServerToAgent(capabilities=SERVER_CAPS)
+        if msg is not None and reply.kind != "no-uid":
+            out.instance_uid = msg.instance_uid
+        if reply.kind == "full":
+            out.flags = ServerFlag.REPORT_FULL_STATE
+        elif reply.kind == "new-uid":
+            out.agent_identification.new_instance_uid = new_uid()
+        elif reply.kind == "heartbeat":
+            out.connection_settings.opamp.heartbeat_interval_seconds = reply.seconds or 1
+        elif reply.kind in ("bad-request", "unavailable", "503", "429"):
+            out = ServerToAgent(instance_uid=out.instance_uid)
+            if reply.kind == "bad-request":
+                out.error_response.type = opamp_pb2.ServerErrorResponseType_BadRequest
+                out.error_response.error_message = "fleet-conformance: rejected on purpose"
+            else:
+                out.error_response.type = opamp_pb2.ServerErrorResponseType_Unavailable
+                out.error_response.error_message = "fleet-conformance: try again later"
+                if reply.seconds is not None:
+                    nanos = reply.seconds * 1_000_000_000
+                    out.error_response.retry_info.retry_after_nanoseconds = nanos
+        return out
+
+    async def _http(self, request: web.Request) -> web.StreamResponse:
+        at = time.monotonic()
+        with self._lock:
+            self._in_flight += 1
+            in_flight = self._in_flight
+        try:
+            reply = self._take()
+            try:
+                raw = await request.content.read(MAX_BODY + 1)
+                if request.headers.get("Content-Encoding", "").lower() == "gzip":
+                    raw = gunzip_bounded(raw, MAX_BODY)
+                msg, problem = self._decode(raw)
+            except (TooLarge, zlib.error, OSError) as exc:
+                raw, msg, problem = b"", None, f"unreadable body: {exc}"
+            response, sent = self._http_answer(msg, reply)
+            headers = tuple(request.headers.items())
+            self._record(
+                Received(at, "http", 0, headers, msg, problem, reply, in_flight, raw, sent)
+            )
+            if self.hold:
+                await asyncio.sleep(self.hold)
+            return response
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+
+    def _http_answer(
+        self, msg: AgentToServer | None, reply: Reply
+    ) -> tuple[web.Response, ServerToAgent | None]:
+        kind = reply.kind
+        if kind in ("429", "503"):
+            headers = {} if reply.seconds is None else {"Retry-After": str(reply.seconds)}
+            return web.Response(status=int(kind), headers=headers, text="busy"), None
+        if kind == "500":
+            return web.Response(status=500, text="fleet-conformance: error on purpose"), None
+        if kind == "empty":
+            return web.Response(body=b"", content_type=CONTENT_TYPE), ServerToAgent()
+        if kind == "garbage":
+            junk = b"\xff\xfe<not protobuf>" + os.urandom(8)
+            return web.Response(body=junk, content_type=CONTENT_TYPE), None
+        sent = self._reply_for(msg, reply)
+        ctype = "text/plain" if kind == "wrong-ct" else CONTENT_TYPE
+        return web.Response(body=sent.SerializeToString(), content_type=ctype), sent
+
+    async def _ws(self, request: web.Request) -> web.StreamResponse:
+        at = time.monotonic()
+        with self._lock:
+            refuse = self._connect_plan.popleft() if self._connect_plan else 0
+            self._attempts.append(Connect(at, refuse or 101))
+            self._connections += 1
+            number = self._connections
+        if refuse:
+            return web.Response(status=refuse, text="fleet-conformance: refused on purpose")
+        ws = web.WebSocketResponse(max_msg_size=MAX_BODY, heartbeat=None)
+        if not ws.can_prepare(request).ok:
+            return web.Response(status=400, text="expected a WebSocket upgrade or a POST")
+        await ws.prepare(request)
+        headers = tuple(request.headers.items())
+        first = True
+        async for frame in ws:
+            if frame.type != WSMsgType.BINARY:
+                if frame.type == WSMsgType.TEXT:
+                    self._record(
+                        Received(time.monotonic(), "ws", number, headers, None, "text frame", ACK)
+                    )
+                continue
+            arrived = time.monotonic()
+            reply = self._take()
+            if first and reply == ACK and self.ws_heartbeat is not None:
+                reply = Reply("heartbeat", self.ws_heartbeat)
+            first = False
+            try:
+                payload = ws_unframe(frame.data).payload
+                msg, problem = self._decode(payload)
+            except FramingError as exc:
+                payload, msg, problem = frame.data, None, f"bad framing: {exc}"
+            sent = self._ws_reply(msg, reply)
+            self._record(
+                Received(arrived, "ws", number, headers, msg, problem, reply, 1, payload, sent)
+            )
+            if not await self._ws_answer(ws, sent, reply):
+                break
+        return ws
+
+    def _ws_reply(self, msg: AgentToServer | None, reply: Reply) -> ServerToAgent | None:
+        """The ServerToAgent a WebSocket reply carries (None: a close or a broken frame)."""
+        if reply.kind in ("500", "garbage", "wrong-ct"):
+            return None
+        if reply.kind == "empty":
+            return ServerToAgent()
+        if reply.kind in ("429", "503"):
+            return self._reply_for(msg, Reply("unavailable", reply.seconds))
+        return self._reply_for(msg, reply)
+
+    async def _ws_answer(
+        self, ws: web.WebSocketResponse, sent: ServerToAgent | None, reply: Reply
+    ) -> bool:
+        """Send the reply; False when the plan closes the connection."""
+        kind = reply.kind
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            if kind == "500":
+                await ws.close(code=1011, message=b"fleet-conformance: internal error")
+                return False
+            if kind == "empty":
+                await ws.send_bytes(ws_frame(b""))
+                return True
+            if kind == "garbage":
+                await ws.send_bytes(b"\x00\xff\xfe<not protobuf>")
+                return True
+            if kind == "wrong-ct":
+                await ws.send_str("fleet-conformance: a text frame")
+                return True
+            assert sent is not None
+            await ws.send_bytes(ws_frame(sent.SerializeToString()))
+            if kind in ("unavailable", "429", "503"):
+                await ws.close(code=1000)
+                return False
+        return True

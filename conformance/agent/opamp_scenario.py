@@ -1,0 +1,156 @@
+"""One OpAMP agent scenario: the mock OpAMP server with a reply plan, the agent launched
+against it, and the transcript that becomes evidence.
+
+A mock Fleet server runs beside it (answering every request normally), so an
+agent that enrols before it speaks OpAMP finds what it needs.
+"""
+
+from __future__ import annotations
+
+import secrets
+import signal
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from conformance.agent.launch import AgentProcess, launched
+from conformance.agent.mock_fleet import MockFleet
+from conformance.agent.mock_opamp import MockOpAMP
+from conformance.agent.scenario import AgentSetup, free_port
+from conformance.model.opamp_agent import ACK, Received, Reply
+
+
+class AgentSilent(RuntimeError):
+    """The launched agent never spoke OpAMP to the mock: a set-up problem, not a finding."""
+
+
+@dataclass
+class OpAMPScenario:
+    setup: AgentSetup
+    mock: MockOpAMP
+    agent: AgentProcess
+    token: str
+    started: float = field(default_factory=time.monotonic)
+    notes: list[tuple[float, str]] = field(default_factory=list)
+
+    def note(self, text: str) -> None:
+        self.notes.append((time.monotonic(), text))
+
+    @property
+    def deadline(self) -> float:
+        return self.started + self.setup.window
+
+    def messages(self) -> list[Received]:
+        return self.mock.received()
+
+    @property
+    def transport(self) -> str:
+        """ "http" or "ws": how the agent spoke first."""
+        seen = self.mock.received()
+        return seen[0].transport if seen else "http"
+
+    def wait(self, count: int, *, until: float | None = None) -> list[Received]:
+        """Messages once ``count`` arrived, the agent exited, or the window (or ``until``) ended."""
+        end = min(self.deadline, until) if until is not None else self.deadline
+        while time.monotonic() < end and self.agent.running():
+            if len(self.mock.received()) >= count:
+                break
+            time.sleep(0.01)
+        return self.mock.received()
+
+    def wait_events(self, count: int, *, until: float | None = None) -> list[float]:
+        """Times of messages and WebSocket connection attempts, until ``count`` were seen."""
+        end = min(self.deadline, until) if until is not None else self.deadline
+        while time.monotonic() < end and self.agent.running():
+            if len(self.events()) >= count:
+                break
+            time.sleep(0.01)
+        return self.events()
+
+    def events(self) -> list[float]:
+        """Arrival times of plain-HTTP requests and WebSocket upgrade attempts."""
+        times = [r.at for r in self.mock.received() if r.transport == "http"]
+        times += [c.at for c in self.mock.attempts()]
+        return sorted(times)
+
+    def stop_with(self, signum: signal.Signals, grace: float) -> bool:
+        """Send ``signum`` to the agent's process group; True when it exited within ``grace``."""
+        self.note(f"sent {signum.name} to the agent")
+        return self.agent.interrupt(signum, grace)
+
+    def transcript(self) -> str:
+        """Everything the mock saw, in time order, relative to the scenario start."""
+        events: list[tuple[float, str]] = []
+        for r in self.mock.received():
+            where = "http" if r.transport == "http" else f"ws#{r.connection}"
+            extra = f" in-flight={r.in_flight}" if r.in_flight > 1 else ""
+            ctype = r.header("Content-Type") if r.transport == "http" else None
+            ct = f" ct={ctype}" if ctype is not None else ""
+            events.append((r.at, f"{where:5} << {r.describe()}{ct}{extra} -> {r.reply}"))
+        for c in self.mock.attempts():
+            events.append((c.at, f"ws    connect -> {c.answer}"))
+        events += [(t, f"note  {text}") for t, text in self.notes]
+        lines = [f"t=+{t - self.started:7.3f}s {text}" for t, text in sorted(events)]
+        if not self.agent.running():
+            lines.append(f"agent exited with status {self.agent.proc.returncode}")
+        tail = self.agent.log_tail(redact=(self.token,))
+        if tail:
+            lines += ["agent output (last lines):", *("  " + x for x in tail.splitlines())]
+        return "\n".join(lines)
+
+
+@contextmanager
+def opamp_scenario(
+    setup: AgentSetup,
+    *,
+    replies: Iterable[Reply] = (),
+    then: Reply = ACK,
+    refuse: Iterable[int] = (),
+    hold: float = 0.0,
+    ws_heartbeat: int | None = None,
+) -> Iterator[OpAMPScenario]:
+    """A mock OpAMP server with this plan and a freshly launched agent; all gone on exit."""
+    token = secrets.token_hex(20)
+    with MockOpAMP(hold=hold, ws_heartbeat=ws_heartbeat) as mock, MockFleet(token) as fleet:
+        mock.plan(replies, then)
+        mock.refuse_connections(refuse)
+        port = free_port()
+        values = {
+            "fleet_url": fleet.url,
+            "opamp_url": mock.url,
+            "opamp_ws_url": mock.ws_url,
+            "enrollment_token": token,
+            "monitoring_port": str(port),
+            "monitoring_url": f"http://127.0.0.1:{port}",
+        }
+        with launched(setup.command, values) as agent:
+            yield OpAMPScenario(setup, mock, agent, token)
+
+
+@contextmanager
+def running_opamp_agent(
+    setup: AgentSetup,
+    *,
+    replies: Iterable[Reply] = (),
+    then: Reply = ACK,
+    refuse: Iterable[int] = (),
+    hold: float = 0.0,
+    ws_heartbeat: int | None = None,
+) -> Iterator[OpAMPScenario]:
+    """A scenario whose agent has been seen to speak OpAMP (a message or a connection attempt)."""
+    with opamp_scenario(
+        setup, replies=replies, then=then, refuse=refuse, hold=hold, ws_heartbeat=ws_heartbeat
+    ) as sc:
+        end = time.monotonic() + setup.start_timeout
+        while time.monotonic() < end and sc.agent.running():
+            if sc.mock.received() or sc.mock.attempts():
+                break
+            time.sleep(0.01)
+        if not (sc.mock.received() or sc.mock.attempts()):
+            raise AgentSilent(
+                f"the agent sent no OpAMP message within {setup.start_timeout:g} s"
+                f" (running: {sc.agent.running()}); check --agent-cmd, --agent-env and"
+                " --agent-protocol\n" + sc.transcript()
+            )
+        yield sc

@@ -1,0 +1,320 @@
+"""What a conforming OpAMP agent sends, judged from what the suite's mock server received.
+
+Pure functions over the mock's records (rules section 5). Each check
+returns the first problem it finds as text, or None; the tests turn a
+problem into a violation of the matching requirement. The records
+themselves (:class:`Reply`, :class:`Received`, :class:`Connect`) live here
+too, so the judgements never depend on the server's I/O.
+"""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from conformance.model.fullstate import is_full_status, missing_status_fields
+from conformance.wire import CONTENT_TYPE, UID_HEADER, AgentCap, AgentToServer, ServerToAgent
+
+#: Reply kinds. Protocol replies: "ack" (nothing asked or offered), "full"
+#: (ReportFullState), "new-uid" (agent_identification.new_instance_uid),
+#: "heartbeat" (offers heartbeat_interval_seconds = ``seconds``),
+#: "bad-request" and "unavailable" (error_response; the latter with
+#: retry_info when ``seconds`` is set). Transport faults: "429", "503"
+#: (Retry-After when ``seconds`` is set; over WebSocket: UNAVAILABLE and
+#: close), "500" (over WebSocket: close with 1011), "empty" (empty body),
+#: "garbage" (bytes that are no ServerToAgent), "wrong-ct" (a valid reply
+#: labelled text/plain), "no-uid" (a reply without instance_uid).
+KINDS = (
+    "ack",
+    "full",
+    "new-uid",
+    "heartbeat",
+    "bad-request",
+    "unavailable",
+    "429",
+    "503",
+    "500",
+    "empty",
+    "garbage",
+    "wrong-ct",
+    "no-uid",
+)
+#: Replies after which an agent has to try again (its message was not taken).
+FAILING = frozenset({"unavailable", "429", "503", "500", "garbage"})
+
+
+@dataclass(frozen=True)
+class Reply:
+    kind: str = "ack"
+    #: Retry-After / retry_info seconds, or the offered heartbeat interval.
+    seconds: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown reply {self.kind!r}")
+
+    def __str__(self) -> str:
+        return self.kind if self.seconds is None else f"{self.kind}({self.seconds} s)"
+
+    @property
+    def failing(self) -> bool:
+        return self.kind in FAILING
+
+
+ACK = Reply()
+
+
+@dataclass(frozen=True)
+class Received:
+    """One message from the agent, as the mock saw it."""
+
+    at: float
+    transport: str
+    #: WebSocket connection number (from 1); 0 for plain HTTP.
+    connection: int
+    headers: tuple[tuple[str, str], ...]
+    message: AgentToServer | None
+    #: Why the body was not an AgentToServer ("" when it was).
+    problem: str
+    reply: Reply
+    #: HTTP requests in flight when this one arrived, itself included.
+    in_flight: int = 1
+    #: The bytes as received (after gzip), to spot a resend of the very same message.
+    raw: bytes = b""
+    #: The ServerToAgent sent back (None for transport faults and undecodable replies).
+    sent: ServerToAgent | None = None
+
+    def header(self, name: str) -> str | None:
+        lname = name.lower()
+        return next((v for k, v in self.headers if k.lower() == lname), None)
+
+    def describe(self) -> str:
+        if self.message is None:
+            return f"undecodable ({self.problem})"
+        msg = self.message
+        fields = [f.name for f, _ in msg.ListFields() if f.name not in ("instance_uid",)]
+        return f"seq={msg.sequence_num} uid={msg.instance_uid.hex()[:12]} [{', '.join(fields)}]"
+
+
+@dataclass(frozen=True)
+class Connect:
+    """One WebSocket upgrade attempt: ``answer`` 101 or the refusing status."""
+
+    at: float
+    answer: int
+
+
+# -- the checks ------------------------------------------------------------------
+
+
+def decoded(seen: Sequence[Received]) -> list[tuple[Received, AgentToServer]]:
+    return [(r, r.message) for r in seen if r.message is not None]
+
+
+def assigned_uid(item: Received) -> bytes | None:
+    """The new instance_uid the reply to ``item`` assigned, if any."""
+    sent = item.sent
+    if sent is None or not sent.HasField("agent_identification"):
+        return None
+    return bytes(sent.agent_identification.new_instance_uid) or None
+
+
+def _first_of_connection(seen: Sequence[Received]) -> list[int]:
+    """Indexes of the first message of the process and of each WebSocket connection."""
+    firsts: list[int] = []
+    last_conn: int | None = None
+    for i, item in enumerate(seen):
+        if i == 0 or (item.transport == "ws" and item.connection != last_conn):
+            firsts.append(i)
+        last_conn = item.connection
+    return firsts
+
+
+def check_first_full(seen: Sequence[Received]) -> str | None:
+    """AGT-FIRST-FULL: the first message after connecting carries full status."""
+    for i in _first_of_connection(seen):
+        msg = seen[i].message
+        if msg is None or msg.HasField("agent_disconnect"):
+            continue
+        if not is_full_status(msg):
+            where = "of the process" if i == 0 else f"on connection {seen[i].connection}"
+            return (
+                f"the first message {where} (seq {msg.sequence_num}) lacks"
+                f" {', '.join(missing_status_fields(msg))} for full status"
+            )
+    return None
+
+
+def check_sequence(seen: Sequence[Received]) -> str | None:
+    """AGT-SEQ: sequence_num grows by exactly 1 per message; the same bytes twice is a resend.
+
+    A WebSocket agent that starts again from 0 on a new connection with full
+    status is not judged here: the server cannot be misled by it.
+    """
+    firsts = set(_first_of_connection(seen))
+    previous: tuple[Received, AgentToServer] | None = None
+    for i, item in enumerate(seen):
+        msg = item.message
+        if msg is None:
+            continue
+        if previous is not None:
+            before, prev_msg = previous
+            expected = prev_msg.sequence_num + 1
+            if item.raw and item.raw == before.raw:
+                return (
+                    f"seq {msg.sequence_num} was sent twice with the same bytes (after the"
+                    f" reply {before.reply}); every message sent takes the next number"
+                )
+            restart = i in firsts and msg.sequence_num == 0 and is_full_status(msg)
+            if msg.sequence_num != expected and not restart:
+                return (
+                    f"seq {msg.sequence_num} followed seq {prev_msg.sequence_num}"
+                    f" (expected {expected})"
+                )
+        previous = (item, msg)
+    return None
+
+
+def check_full_on_flag(seen: Sequence[Received]) -> str | None:
+    """AGT-FULL-ON-FLAG: after a reply with ReportFullState the next message is full.
+
+    Over WebSocket a message may cross the reply on the wire, so either of the
+    next two messages may carry it.
+    """
+    pairs = decoded(seen)
+    for n, (item, _) in enumerate(pairs):
+        if item.reply.kind != "full" or item.sent is None:
+            continue
+        reach = 2 if item.transport == "ws" else 1
+        after = [m for _, m in pairs[n + 1 : n + 1 + reach]]
+        if not after or after[0].HasField("agent_disconnect"):
+            continue
+        if not any(is_full_status(m) for m in after):
+            nxt = after[0]
+            return (
+                f"the reply to seq {item.message.sequence_num if item.message else '?'} set"
+                f" ReportFullState; the next message (seq {nxt.sequence_num}) lacks"
+                f" {', '.join(missing_status_fields(nxt))}"
+            )
+    return None
+
+
+def check_uid(seen: Sequence[Received]) -> str | None:
+    """AGT-UID: 16 bytes, fixed for the process except where the server assigned a new one."""
+    allowed: set[bytes] = set()
+    current: bytes | None = None
+    for item, msg in decoded(seen):
+        uid = bytes(msg.instance_uid)
+        if len(uid) != 16:
+            return f"instance_uid of seq {msg.sequence_num} is {len(uid)} bytes ({uid.hex()})"
+        if current is not None and uid != current and uid not in allowed:
+            return (
+                f"instance_uid changed from {current.hex()} to {uid.hex()} at seq"
+                f" {msg.sequence_num} without the server assigning it"
+            )
+        current = uid
+        new = assigned_uid(item)
+        if new is not None:
+            allowed.add(new)
+    return None
+
+
+def check_new_uid(seen: Sequence[Received]) -> str | None:
+    """AGT-NEW-UID: once a new uid reached the agent, every later message carries it.
+
+    Over HTTP the reply arrives before the next request; over WebSocket one
+    message may cross the reply.
+    """
+    pairs = decoded(seen)
+    for n, (item, msg) in enumerate(pairs):
+        new = assigned_uid(item)
+        if new is None:
+            continue
+        skip = 1 if item.transport == "ws" else 0
+        for later_item, later in pairs[n + 1 + skip :]:
+            if bytes(later.instance_uid) != new:
+                return (
+                    f"the reply to seq {msg.sequence_num} assigned instance_uid {new.hex()};"
+                    f" seq {later.sequence_num} still carries {bytes(later.instance_uid).hex()}"
+                )
+            if assigned_uid(later_item) is not None:
+                break  # a newer assignment: judged on its own
+    return None
+
+
+def check_capabilities(seen: Sequence[Received]) -> str | None:
+    """AGT-CAPS: every message declares ReportsStatus and no undefined bit."""
+    for _, msg in decoded(seen):
+        caps = msg.capabilities
+        if not caps & AgentCap.REPORTS_STATUS:
+            return f"seq {msg.sequence_num} declares capabilities {caps:#x}, without ReportsStatus"
+        if caps & ~AgentCap.ALL:
+            return (
+                f"seq {msg.sequence_num} declares undefined capability bits"
+                f" {caps & ~AgentCap.ALL:#x} (defined: up to 0x8000)"
+            )
+    return None
+
+
+def check_content_type(seen: Sequence[Received]) -> str | None:
+    """AGT-CT: plain-HTTP requests are labelled application/x-protobuf."""
+    for item in seen:
+        if item.transport != "http":
+            continue
+        value = (item.header("Content-Type") or "").split(";")[0].strip().lower()
+        if value != CONTENT_TYPE:
+            seq = item.message.sequence_num if item.message else "?"
+            return f"the request with seq {seq} has Content-Type {value or '(none)'!r}"
+    return None
+
+
+def check_one_in_flight(seen: Sequence[Received]) -> str | None:
+    """AGT-ONE-INFLIGHT: never two plain-HTTP requests open at once."""
+    for item in seen:
+        if item.transport == "http" and item.in_flight > 1:
+            seq = item.message.sequence_num if item.message else "?"
+            return (
+                f"the request with seq {seq} arrived while {item.in_flight - 1} earlier"
+                " request(s) were still unanswered"
+            )
+    return None
+
+
+def check_uid_header(seen: Sequence[Received]) -> str | None:
+    """AGT-UID-HEADER: plain-HTTP requests carry OpAMP-Instance-UID, the uid's text form."""
+    for item, msg in decoded(seen):
+        if item.transport != "http":
+            continue
+        value = item.header(UID_HEADER)
+        if value is None:
+            return f"the request with seq {msg.sequence_num} has no {UID_HEADER} header"
+        uid = bytes(msg.instance_uid)
+        if len(uid) == 16 and value.strip().lower() != str(uuid.UUID(bytes=uid)):
+            return (
+                f"the request with seq {msg.sequence_num} has {UID_HEADER}: {value}, but its"
+                f" instance_uid is {uuid.UUID(bytes=uid)}"
+            )
+    return None
+
+
+def quick_resends(seen: Sequence[Received], gap: float) -> int:
+    """The longest run of messages each sent less than ``gap`` s after a plain ack."""
+    longest = run = 0
+    for before, after in itertools.pairwise(seen):
+        if before.reply.kind == "ack" and after.at - before.at < gap:
+            run += 1
+            longest = max(longest, run)
+        else:
+            run = 0
+    return longest
+
+
+def repeats(rejected: AgentToServer, later: AgentToServer) -> bool:
+    """Whether ``later`` is ``rejected`` again: the same content apart from sequence_num."""
+    a, b = AgentToServer(), AgentToServer()
+    a.CopyFrom(rejected)
+    b.CopyFrom(later)
+    a.sequence_num = b.sequence_num = 0
+    return a.SerializeToString(deterministic=True) == b.SerializeToString(deterministic=True)
