@@ -14,6 +14,7 @@ import jsonschema
 
 import conformance.suite
 from conformance.report_json import report_schema
+from fixtures.peers.registry import Peer
 
 SUITE_DIR = Path(next(iter(conformance.suite.__path__)))
 REPO = SUITE_DIR.parent.parent
@@ -70,3 +71,20 @@ def run_suite(args: list[str], workdir: Path, timeout: float = RUN_TIMEOUT) -> S
         # Every report any self-test produces must follow the published schema.
         jsonschema.validate(report, report_schema(), format_checker=jsonschema.FormatChecker())
     return SuiteRun(proc.returncode, proc.stdout + proc.stderr, report)
+
+
+def run_peer(peer: Peer, workdir: Path, seed: int, extra: tuple[str, ...] = ()) -> SuiteRun:
+    """The suite against one third-party peer (``fixtures/peers``) with its baseline."""
+    with peer.started() as args:
+        return run_suite(
+            [
+                *args,
+                f"--expected-failures={peer.baseline}",
+                f"--hypothesis-seed={seed}",
+                "-n",
+                "3",
+                "-q",
+                *extra,
+            ],
+            workdir,
+        )

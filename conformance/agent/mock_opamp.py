@@ -122,7 +122,7 @@ class MockOpAMP:
         app = web.Application(client_max_size=MAX_BODY)
         app.router.add_post(DEFAULT_PATH, self._http)
         app.router.add_get(DEFAULT_PATH, self._ws)
-        runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0)
+        runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.1)
         await runner.setup()
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))

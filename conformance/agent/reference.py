@@ -43,8 +43,8 @@ def suite_args(behaviour: str = "reference") -> list[str]:
 
 
 #: The reference OpAMP agent (``fixtures/reference/opamp_agent.py``) at the same scale:
-#: it polls every 0.3 s and backs off from 0.25 s to 1 s.
-OPAMP_POLL = 0.3
+#: it polls every 0.2 s and backs off from 0.25 s to 1 s.
+OPAMP_POLL = 0.2
 OPAMP_TIMING = TIMING
 
 

@@ -75,6 +75,15 @@ def not_growing(gaps: Sequence[float], timing: Timing) -> bool:
     return max(gaps[2:]) < timing.grown
 
 
+def not_growing_from_first(gaps: Sequence[float], timing: Timing) -> bool:
+    """Like :func:`not_growing`, measured against the agent's own first interval: by the
+    third retry the interval has doubled it (or reached half the cap). For an agent whose
+    backoff starts below the floor (that is a floor finding of its own) but does grow."""
+    if len(gaps) < GROWTH_INTERVALS:
+        return False
+    return max(gaps[2:]) < timing.at_least(min(2 * gaps[0], timing.cap / 2))
+
+
 def same_schedule(a: Sequence[float], b: Sequence[float]) -> bool:
     """Two agents' retry intervals agree to within 3 % or 30 ms every time: no jitter.
 

@@ -14,7 +14,11 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from conformance.model.fullstate import is_full_status, missing_status_fields
+from conformance.model.fullstate import (
+    is_full_status,
+    missing_status_fields,
+    present_status_fields,
+)
 from conformance.wire import CONTENT_TYPE, UID_HEADER, AgentCap, AgentToServer, ServerToAgent
 
 #: Reply kinds. Protocol replies: "ack" (nothing asked or offered), "full"
@@ -318,3 +322,25 @@ def repeats(rejected: AgentToServer, later: AgentToServer) -> bool:
     b.CopyFrom(later)
     a.sequence_num = b.sequence_num = 0
     return a.SerializeToString(deterministic=True) == b.SerializeToString(deterministic=True)
+
+
+def bare(item: Received) -> bool:
+    """A message with nothing to report: a heartbeat or poll."""
+    msg = item.message
+    return (
+        msg is not None and not present_status_fields(msg) and not msg.HasField("agent_disconnect")
+    )
+
+
+def check_heartbeat(seen: Sequence[Received], soonest: float, latest: float) -> str | None:
+    """AGT-HEARTBEAT over the messages sent once the offer was in force: no silence longer
+    than ``latest``, and heartbeats (bare messages) no closer than ``soonest``. A gap that
+    ends or starts with a status report is not held to ``soonest`` (a status change may
+    go out at once, and may or may not restart the heartbeat timer)."""
+    for before, after in itertools.pairwise(seen):
+        gap = after.at - before.at
+        if gap > latest:
+            return f"no message for {gap:.3f} s (at most {latest:g} s expected)"
+        if bare(before) and bare(after) and gap < soonest:
+            return f"heartbeats {gap:.3f} s apart (at least {soonest:g} s expected)"
+    return None

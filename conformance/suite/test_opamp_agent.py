@@ -26,7 +26,7 @@ from conformance.model.agent_timing import (
     JITTER_INTERVALS,
     fmt,
     intervals,
-    not_growing,
+    not_growing_from_first,
     same_schedule,
 )
 from conformance.model.opamp_agent import (
@@ -37,6 +37,7 @@ from conformance.model.opamp_agent import (
     check_content_type,
     check_first_full,
     check_full_on_flag,
+    check_heartbeat,
     check_new_uid,
     check_one_in_flight,
     check_sequence,
@@ -62,7 +63,7 @@ LOOP_GAP = 0.1
 #: ... and this many in a row are a loop.
 LOOP_RUN = 10
 #: How long AGT-NO-LOOP watches an agent answered with plain acks only.
-LOOP_WATCH = 3.0
+LOOP_WATCH = 2.0
 #: How long a stopped agent has to say goodbye and exit.
 STOP_GRACE = 5.0
 
@@ -191,13 +192,13 @@ def test_offered_heartbeat_interval_is_used(opamp_agent_setup: AgentSetup) -> No
                 f" after seq {seen[-1].message.sequence_num if seen[-1].message else '?'}",
                 sc.transcript(),
             )
-        off = [g for g in gaps if not 0.5 * every <= g <= latest]
-        if off:
+        soonest = setup.timing.at_least(every)
+        problem = check_heartbeat(seen[1:], soonest, latest)
+        if problem is not None:
             raise Violation(
                 "AGT-HEARTBEAT",
-                f"offered heartbeat_interval_seconds={every}; the intervals after it were"
-                f" {fmt(gaps)} (expected about {every} s: between {0.5 * every:g} and"
-                f" {latest:g} s)",
+                f"offered heartbeat_interval_seconds={every}: {problem}; the intervals after"
+                f" it were {fmt(gaps)}",
                 sc.transcript(),
             )
 
@@ -353,11 +354,12 @@ def test_repeated_failures_back_off_with_jitter(opamp_agent_setup: AgentSetup) -
         _remember(setup, a)
     for sc, times in zip((a, b), seen, strict=True):
         gaps = intervals(times)[:BACKOFF_FAILURES]
-        if not_growing(gaps, timing):
+        if not_growing_from_first(gaps, timing):
             raise Violation(
                 "AGT-BACKOFF",
                 f"{len(gaps)} retries after failures at intervals {fmt(gaps)}: they do not grow"
-                f" (by the third retry they should reach {timing.grown:.3f} s)",
+                " (by the third retry they should reach twice the first interval, or half"
+                f" the cap {timing.cap:g} s, less tolerance)",
                 sc.transcript(),
             )
         too_long = [g for g in gaps if g > timing.at_most(timing.longest)]
@@ -399,7 +401,13 @@ def test_bad_request_is_not_sent_again(opamp_agent_setup: AgentSetup) -> None:
             )
 
 
-ODD = ["empty", "no-uid", "wrong-ct", "garbage", "500"]
+#: Odd replies an agent may take in its stride, then those it may treat as a failed
+#: exchange (and back off after, perhaps beyond the window): each group in a drawn order.
+ODD_ACCEPTABLE = ["empty", "no-uid"]
+ODD_FAILING = ["wrong-ct", "garbage", "500"]
+ODD_ORDERS = st.tuples(st.permutations(ODD_ACCEPTABLE), st.permutations(ODD_FAILING)).map(
+    lambda groups: [*groups[0], *groups[1]]
+)
 
 
 @pytest.mark.requirement("AGT-ROBUST")
@@ -407,7 +415,7 @@ def test_odd_replies_do_not_stop_the_agent(opamp_agent_setup: AgentSetup) -> Non
     setup = opamp_agent_setup
     timing = setup.timing
 
-    @conformance_property(max_examples=active().agent_examples, order=st.permutations(ODD))
+    @conformance_property(max_examples=active().agent_examples, order=ODD_ORDERS)
     def run(order: list[str]) -> None:
         plan = [ACK, *(Reply(kind) for kind in order)]
         with running_opamp_agent(setup, replies=plan, ws_heartbeat=WS_HEARTBEAT) as sc:
