@@ -334,16 +334,16 @@ REQUIREMENTS += (
         "AGT-FIRST-FULL",
         Level.MUST,
         _A,
-        "The first message after connecting carries full status (agent_description and every "
-        "status field its capabilities promise)",
+        "The first status report of the process is full: agent_description and every status"
+        " field its capabilities promise (the first message, or a burst within 1 s)",
         _spec("status-reporting"),
     ),
     Requirement(
         "AGT-SEQ",
         Level.MUST,
         _A,
-        "sequence_num grows by exactly 1 per message sent; a retry is a new message with the next"
-        " number, never the same bytes again",
+        "sequence_num grows by exactly 1 per message sent; the same bytes are sent again only"
+        " as the retry of a throttled request (429, 503, UNAVAILABLE)",
         _spec("agenttoserversequence_num"),
     ),
     Requirement(
@@ -408,34 +408,35 @@ REQUIREMENTS += (
     ),
     Requirement(
         "AGT-DISCONNECT-HTTP",
-        Level.SHOULD,
+        Level.MAY,
         _A,
-        "Over plain HTTP, the last message before the agent stops (SIGTERM, SIGINT) carries "
-        "agent_disconnect",
+        "Over plain HTTP, the last message before the agent stops (SIGTERM, SIGINT) carries"
+        " agent_disconnect (the spec says it is not necessary: recorded, never a finding)",
         _spec("agenttoserveragent_disconnect"),
     ),
     Requirement(
         "AGT-RETRY-AFTER",
         Level.SHOULD,
         _A,
-        "After 429 or 503 with Retry-After, or UNAVAILABLE with retry_info, the next attempt "
-        "waits at least that long",
+        "After 429 or 503 with Retry-After (WebSocket: UNAVAILABLE with retry_info), the next"
+        " attempt waits at least that long",
         _spec("throttling"),
     ),
     Requirement(
         "AGT-RETRY-MIN",
         Level.SHOULD,
         _A,
-        "A retry after a failed exchange waits at least the configured floor (--backoff-floor; "
-        "the spec recommends 30 s)",
+        "A retry after throttling without a hint (429 or 503 without Retry-After, UNAVAILABLE"
+        " without retry_info) waits at least the configured floor (--backoff-floor; the spec"
+        " recommends 30 s)",
         _spec("throttling"),
     ),
     Requirement(
         "AGT-BACKOFF",
         Level.SHOULD,
         _A,
-        "Repeated failures are retried with exponential backoff: intervals grow, stay under the "
-        "cap, and two agents do not retry in lockstep",
+        "Repeated throttling or refused connections are retried with exponential backoff:"
+        " intervals grow, stay under the cap, and two agents do not retry in lockstep",
         _spec("throttling"),
     ),
     Requirement(
@@ -449,7 +450,8 @@ REQUIREMENTS += (
         "AGT-HEARTBEAT",
         Level.MUST,
         _A,
-        "An agent with ReportsHeartbeat sends at an offered heartbeat_interval_seconds",
+        "An agent with ReportsHeartbeat and AcceptsOpAMPConnectionSettings sends at an offered"
+        " heartbeat_interval_seconds (HTTP: polls at it)",
         _spec("opampconnectionsettingsheartbeat_interval_seconds"),
     ),
     Requirement(

@@ -11,6 +11,7 @@ from conformance.messages import full_status, heartbeat, new_uid
 from conformance.model.opamp_agent import Reply
 from conformance.wire import (
     CONTENT_TYPE,
+    AgentCap,
     ErrorType,
     ServerFlag,
     parse_server_to_agent,
@@ -51,6 +52,16 @@ def test_http_replies_follow_the_plan_and_are_recorded() -> None:
     assert seen[0].header("content-type") == CONTENT_TYPE
 
 
+def test_heartbeat_offer_only_to_agents_that_accept_it() -> None:
+    uid = new_uid()
+    with MockOpAMP() as mock:
+        mock.plan([Reply("heartbeat", 2)])
+        plain = parse_server_to_agent(post(mock, full_status(uid, 0).SerializeToString()).content)
+        seen = mock.received()
+    assert not plain.HasField("connection_settings")
+    assert seen[0].reply.kind == "ack"
+
+
 def test_garbage_body_is_recorded_not_fatal() -> None:
     with MockOpAMP() as mock:
         mock.plan([Reply("bad-request")])
@@ -70,10 +81,14 @@ def test_websocket_messages_upgrades_and_refusals() -> None:
         except InvalidStatus as exc:
             assert exc.response.status_code == 503
         mock.plan([Reply("ack"), Reply("unavailable", 2)])
+        caps = AgentCap.REPORTS_STATUS | AgentCap.REPORTS_HEARTBEAT
         with connect(mock.ws_url, open_timeout=5) as ws:
-            ws.send(ws_frame(full_status(uid, 0).SerializeToString()))
+            # Offered only to an agent that accepts OpAMP connection settings.
+            accepting = caps | AgentCap.ACCEPTS_OPAMP_CONNECTION_SETTINGS
+            ws.send(ws_frame(full_status(uid, 0, accepting).SerializeToString()))
             offer = parse_server_to_agent(ws_unframe(binary(ws.recv(timeout=5))).payload)
             assert offer.connection_settings.opamp.heartbeat_interval_seconds == 3
+            assert offer.connection_settings.opamp.destination_endpoint == mock.ws_url
             ws.send(ws_frame(heartbeat(uid, 1).SerializeToString()))
             busy = parse_server_to_agent(ws_unframe(binary(ws.recv(timeout=5))).payload)
             assert busy.error_response.type == ErrorType.UNAVAILABLE

@@ -21,6 +21,7 @@ from conformance.model.opamp_agent import (
     check_uid_header,
     quick_resends,
     repeats,
+    unanswered,
 )
 from conformance.wire import CONTENT_TYPE, AgentCap, AgentToServer, ServerToAgent
 
@@ -79,17 +80,30 @@ def test_a_clean_conversation_passes_every_check() -> None:
 
 def test_first_message_without_full_status() -> None:
     uid = new_uid()
-    seen = [rec(heartbeat(uid, 0), 0.0), rec(full_status(uid, 1), 1.0)]
+    seen = [rec(heartbeat(uid, 0), 0.0), rec(full_status(uid, 1), 1.5)]
     assert "lacks agent_description" in (check_first_full(seen) or "")
 
 
-def test_each_websocket_connection_starts_with_full_status() -> None:
+def test_first_report_may_be_a_burst_and_later_connections_are_free() -> None:
     uid = new_uid()
+    caps = CAPS | AgentCap.REPORTS_EFFECTIVE_CONFIG
+    first = full_status(uid, 0, CAPS)
+    first.capabilities = caps
+    config = heartbeat(uid, 1, caps)
+    config.effective_config.config_map.config_map[""].body = b"x"
+    burst = [rec(first, 0.0), rec(config, 0.2), rec(heartbeat(uid, 2, caps), 1.0)]
+    assert check_first_full(burst) is None
+    late = [rec(first, 0.0), rec(config, 1.5)]
+    assert "effective_config" in (check_first_full(late) or "")
+    # What a ReportFullState flag brings in is the server's repair, not the report.
+    asked = [rec(first, 0.0, Reply("full")), rec(config, 0.2)]
+    assert "effective_config" in (check_first_full(asked) or "")
+    # The spec lets an agent omit unchanged status on a new WebSocket connection.
     seen = [
         rec(full_status(uid, 0), 0.0, transport="ws", connection=1),
         rec(heartbeat(uid, 1), 1.0, transport="ws", connection=2),
     ]
-    assert "connection 2" in (check_first_full(seen) or "")
+    assert check_first_full(seen) is None
 
 
 def test_sequence_gaps_and_resends() -> None:
@@ -99,6 +113,9 @@ def test_sequence_gaps_and_resends() -> None:
     first = rec(full_status(uid, 0), 0.0, Reply("500"))
     again = rec(full_status(uid, 0), 1.0)
     assert "sent twice" in (check_sequence([first, again]) or "")
+    # The same request again after 429/503 is the spec's retry.
+    throttled = rec(full_status(uid, 0), 0.0, Reply("503"))
+    assert check_sequence([throttled, again]) is None
     # A WebSocket agent may start again from 0 with full status on a new connection.
     restart = [
         rec(full_status(uid, 0), 0.0, transport="ws", connection=1),
@@ -114,6 +131,19 @@ def test_full_state_flag_must_be_followed_by_full_status() -> None:
     assert "ReportFullState" in (check_full_on_flag(seen) or "")
     seen[1] = rec(full_status(uid, 1), 1.0)
     assert check_full_on_flag(seen) is None
+
+
+def test_websocket_messages_may_cross_a_reply() -> None:
+    uid = new_uid()
+    seen = [
+        rec(full_status(uid, 0), 0.0, Reply("full"), transport="ws", connection=1),
+        rec(heartbeat(uid, 1), 0.05, transport="ws", connection=1),
+        rec(full_status(uid, 2), 0.3, transport="ws", connection=1),
+    ]
+    assert check_full_on_flag(seen) is None
+    seen[2] = rec(heartbeat(uid, 2), 0.3, transport="ws", connection=1)
+    assert "ReportFullState" in (check_full_on_flag(seen) or "")
+    assert unanswered(seen[:1], frozenset({"full"})) == ["full"]
 
 
 def test_uid_must_follow_the_assignment_only() -> None:

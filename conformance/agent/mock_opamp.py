@@ -33,6 +33,7 @@ from conformance.pb.opamp.v1 import opamp_pb2
 from conformance.wire import (
     CONTENT_TYPE,
     DEFAULT_PATH,
+    AgentCap,
     AgentToServer,
     DecodeError,
     FramingError,
@@ -185,7 +186,20 @@ class MockOpAMP:
             return None, f"not an AgentToServer: {exc}"
 
     @staticmethod
-    def _reply_for(msg: AgentToServer | None, reply: Reply) -> ServerToAgent:
+    def _offerable(msg: AgentToServer | None, reply: Reply) -> Reply:
+        """A heartbeat offer goes only to an agent that reports heartbeats and accepts OpAMP
+        connection settings (servers may offer nothing else: SRV-CAP-RESPECT); to any
+        other it becomes a plain ack."""
+        if reply.kind != "heartbeat":
+            return reply
+        wanted = AgentCap.REPORTS_HEARTBEAT | AgentCap.ACCEPTS_OPAMP_CONNECTION_SETTINGS
+        if msg is None or msg.capabilities & wanted != wanted:
+            return ACK
+        return reply
+
+    def _reply_for(
+        self, msg: AgentToServer | None, reply: Reply, transport: str = "http"
+    ) -> ServerToAgent:
         out = ServerToAgent(capabilities=SERVER_CAPS)
         if msg is not None and reply.kind != "no-uid":
             out.instance_uid = msg.instance_uid
@@ -194,7 +208,10 @@ class MockOpAMP:
         elif reply.kind == "new-uid":
             out.agent_identification.new_instance_uid = new_uid()
         elif reply.kind == "heartbeat":
-            out.connection_settings.opamp.heartbeat_interval_seconds = reply.seconds or 1
+            offer = out.connection_settings.opamp
+            # The endpoint MUST be set in an offer: the one the agent already uses.
+            offer.destination_endpoint = self.ws_url if transport == "ws" else self.url
+            offer.heartbeat_interval_seconds = reply.seconds or 1
         elif reply.kind in ("bad-request", "unavailable", "503", "429"):
             out = ServerToAgent(instance_uid=out.instance_uid)
             if reply.kind == "bad-request":
@@ -222,6 +239,7 @@ class MockOpAMP:
                 msg, problem = self._decode(raw)
             except (TooLarge, zlib.error, OSError) as exc:
                 raw, msg, problem = b"", None, f"unreadable body: {exc}"
+            reply = self._offerable(msg, reply)
             response, sent = self._http_answer(msg, reply)
             headers = tuple(request.headers.items())
             self._record(
@@ -284,6 +302,7 @@ class MockOpAMP:
                 msg, problem = self._decode(payload)
             except FramingError as exc:
                 payload, msg, problem = frame.data, None, f"bad framing: {exc}"
+            reply = self._offerable(msg, reply)
             sent = self._ws_reply(msg, reply)
             self._record(
                 Received(arrived, "ws", number, headers, msg, problem, reply, 1, payload, sent)
@@ -299,8 +318,8 @@ class MockOpAMP:
         if reply.kind == "empty":
             return ServerToAgent()
         if reply.kind in ("429", "503"):
-            return self._reply_for(msg, Reply("unavailable", reply.seconds))
-        return self._reply_for(msg, reply)
+            return self._reply_for(msg, Reply("unavailable", reply.seconds), "ws")
+        return self._reply_for(msg, reply, "ws")
 
     async def _ws_answer(
         self, ws: web.WebSocketResponse, sent: ServerToAgent | None, reply: Reply

@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from conformance.model.fullstate import (
-    is_full_status,
     missing_status_fields,
     present_status_fields,
 )
@@ -125,54 +124,91 @@ def assigned_uid(item: Received) -> bytes | None:
     return bytes(sent.agent_identification.new_instance_uid) or None
 
 
-def _first_of_connection(seen: Sequence[Received]) -> list[int]:
-    """Indexes of the first message of the process and of each WebSocket connection."""
-    firsts: list[int] = []
-    last_conn: int | None = None
-    for i, item in enumerate(seen):
-        if i == 0 or (item.transport == "ws" and item.connection != last_conn):
-            firsts.append(i)
-        last_conn = item.connection
-    return firsts
+#: Status fields the agent-side oracle does not require for full status: both are
+#: [Development] in the spec, and an agent has no status of them to report before the
+#: server has offered connection settings or asked for components.
+_NOT_REQUIRED_OF_AGENTS = frozenset({"available_components", "connection_settings_status"})
+#: Replies after which a resend of the very same request is the spec's own retry.
+_THROTTLING = frozenset({"429", "503", "unavailable"})
+#: Over WebSocket a message sent up to this long after a reply left may have been on its
+#: way before the agent read the reply.
+CROSSING = 0.1
+#: The first message and those sent within this long after it, up to the first bare one,
+#: count together as the first status report (an agent may send its status in a burst).
+FIRST_BURST = 1.0
+
+
+def agent_missing(msg: AgentToServer) -> list[str]:
+    """What ``msg`` lacks for full status, as the agent rules judge it."""
+    return [f for f in missing_status_fields(msg) if f not in _NOT_REQUIRED_OF_AGENTS]
+
+
+def _connection_starts(seen: Sequence[Received]) -> set[int]:
+    """Indexes of the first message of each WebSocket connection after the first one."""
+    starts: set[int] = set()
+    for i, (before, after) in enumerate(itertools.pairwise(seen), start=1):
+        if after.transport == "ws" and after.connection != before.connection:
+            starts.add(i)
+    return starts
 
 
 def check_first_full(seen: Sequence[Received]) -> str | None:
-    """AGT-FIRST-FULL: the first message after connecting carries full status."""
-    for i in _first_of_connection(seen):
-        msg = seen[i].message
-        if msg is None or msg.HasField("agent_disconnect"):
-            continue
-        if not is_full_status(msg):
-            where = "of the process" if i == 0 else f"on connection {seen[i].connection}"
-            return (
-                f"the first message {where} (seq {msg.sequence_num}) lacks"
-                f" {', '.join(missing_status_fields(msg))} for full status"
-            )
+    """AGT-FIRST-FULL: the first status report of the process is full.
+
+    The first message counts together with those that follow it within
+    :data:`FIRST_BURST` up to the first bare one (and not past a reply that
+    asked for full state). Later WebSocket
+    connections are not held to it (the spec lets an agent omit unchanged
+    status, and the server repairs gaps with ReportFullState).
+    """
+    if not seen or seen[0].message is None:
+        return None
+    first = seen[0].message
+    burst = AgentToServer()
+    burst.CopyFrom(first)
+    for before, item in itertools.pairwise(seen):
+        # What a ReportFullState flag brought in is the server's repair, not the report.
+        if before.reply.kind == "full" or item.message is None or bare(item):
+            break
+        if item.at - seen[0].at > FIRST_BURST:
+            break
+        for name in present_status_fields(item.message):
+            getattr(burst, name).CopyFrom(getattr(item.message, name))
+    missing = agent_missing(burst)
+    if missing and not first.HasField("agent_disconnect"):
+        return (
+            f"the first status report of the process (seq {first.sequence_num}"
+            f" and what followed within {FIRST_BURST:g} s) lacks {', '.join(missing)}"
+        )
     return None
 
 
 def check_sequence(seen: Sequence[Received]) -> str | None:
     """AGT-SEQ: sequence_num grows by exactly 1 per message; the same bytes twice is a resend.
 
-    A WebSocket agent that starts again from 0 on a new connection with full
-    status is not judged here: the server cannot be misled by it.
+    Allowed: resending the same request after a throttling reply (429, 503,
+    UNAVAILABLE: the spec's retry), starting again from 0 after
+    agent_disconnect, and anything at the start of a new WebSocket
+    connection (frames in flight when the server closed may be lost).
     """
-    firsts = set(_first_of_connection(seen))
+    starts = _connection_starts(seen)
     previous: tuple[Received, AgentToServer] | None = None
     for i, item in enumerate(seen):
         msg = item.message
         if msg is None:
             continue
-        if previous is not None:
+        if previous is not None and i not in starts:
             before, prev_msg = previous
             expected = prev_msg.sequence_num + 1
             if item.raw and item.raw == before.raw:
-                return (
-                    f"seq {msg.sequence_num} was sent twice with the same bytes (after the"
-                    f" reply {before.reply}); every message sent takes the next number"
-                )
-            restart = i in firsts and msg.sequence_num == 0 and is_full_status(msg)
-            if msg.sequence_num != expected and not restart:
+                if before.reply.kind not in _THROTTLING:
+                    return (
+                        f"seq {msg.sequence_num} was sent twice with the same bytes (after the"
+                        f" reply {before.reply}); every message sent takes the next number"
+                    )
+            elif msg.sequence_num != expected and not (
+                msg.sequence_num == 0 and prev_msg.HasField("agent_disconnect")
+            ):
                 return (
                     f"seq {msg.sequence_num} followed seq {prev_msg.sequence_num}"
                     f" (expected {expected})"
@@ -181,26 +217,44 @@ def check_sequence(seen: Sequence[Received]) -> str | None:
     return None
 
 
-def check_full_on_flag(seen: Sequence[Received]) -> str | None:
-    """AGT-FULL-ON-FLAG: after a reply with ReportFullState the next message is full.
+def _after_reply(
+    pairs: list[tuple[Received, AgentToServer]], n: int
+) -> tuple[list[AgentToServer], list[AgentToServer]]:
+    """The messages after ``pairs[n]``'s reply: those that may have crossed it (WebSocket,
+    within :data:`CROSSING`), and those sent once the agent had it."""
+    item = pairs[n][0]
+    later = pairs[n + 1 :]
+    if item.transport != "ws":
+        return [], [m for _, m in later]
+    crossing = [m for r, m in later if r.at - item.at <= CROSSING]
+    return crossing, [m for r, m in later if r.at - item.at > CROSSING]
 
-    Over WebSocket a message may cross the reply on the wire, so either of the
-    next two messages may carry it.
-    """
+
+def unanswered(seen: Sequence[Received], kinds: frozenset[str]) -> list[str]:
+    """Replies of these kinds that no later message followed (their rule was not judged)."""
     pairs = decoded(seen)
-    for n, (item, _) in enumerate(pairs):
+    return [
+        str(item.reply)
+        for n, (item, _) in enumerate(pairs)
+        if item.reply.kind in kinds and item.sent is not None and not _after_reply(pairs, n)[1]
+    ]
+
+
+def check_full_on_flag(seen: Sequence[Received]) -> str | None:
+    """AGT-FULL-ON-FLAG: after a reply with ReportFullState the next message is full
+    (over WebSocket: the first one sent after the reply arrived, or one that crossed it)."""
+    pairs = decoded(seen)
+    for n, (item, msg) in enumerate(pairs):
         if item.reply.kind != "full" or item.sent is None:
             continue
-        reach = 2 if item.transport == "ws" else 1
-        after = [m for _, m in pairs[n + 1 : n + 1 + reach]]
+        crossing, after = _after_reply(pairs, n)
         if not after or after[0].HasField("agent_disconnect"):
             continue
-        if not any(is_full_status(m) for m in after):
+        if not any(not agent_missing(m) for m in [*crossing, after[0]]):
             nxt = after[0]
             return (
-                f"the reply to seq {item.message.sequence_num if item.message else '?'} set"
-                f" ReportFullState; the next message (seq {nxt.sequence_num}) lacks"
-                f" {', '.join(missing_status_fields(nxt))}"
+                f"the reply to seq {msg.sequence_num} set ReportFullState; the next message"
+                f" (seq {nxt.sequence_num}) lacks {', '.join(agent_missing(nxt))}"
             )
     return None
 
@@ -226,18 +280,16 @@ def check_uid(seen: Sequence[Received]) -> str | None:
 
 
 def check_new_uid(seen: Sequence[Received]) -> str | None:
-    """AGT-NEW-UID: once a new uid reached the agent, every later message carries it.
-
-    Over HTTP the reply arrives before the next request; over WebSocket one
-    message may cross the reply.
-    """
+    """AGT-NEW-UID: once a new uid reached the agent, every later message carries it
+    (over WebSocket, messages that may have crossed the reply are not judged)."""
     pairs = decoded(seen)
     for n, (item, msg) in enumerate(pairs):
         new = assigned_uid(item)
         if new is None:
             continue
-        skip = 1 if item.transport == "ws" else 0
-        for later_item, later in pairs[n + 1 + skip :]:
+        for later_item, later in pairs[n + 1 :]:
+            if item.transport == "ws" and later_item.at - item.at <= CROSSING:
+                continue
             if bytes(later.instance_uid) != new:
                 return (
                     f"the reply to seq {msg.sequence_num} assigned instance_uid {new.hex()};"
@@ -304,10 +356,17 @@ def check_uid_header(seen: Sequence[Received]) -> str | None:
 
 
 def quick_resends(seen: Sequence[Received], gap: float) -> int:
-    """The longest run of messages each sent less than ``gap`` s after a plain ack."""
+    """The longest run of messages each sent less than ``gap`` s after a plain ack with
+    nothing new in them (bare, or the previous message again): status reports that
+    change are not a loop."""
     longest = run = 0
     for before, after in itertools.pairwise(seen):
-        if before.reply.kind == "ack" and after.at - before.at < gap:
+        again = bare(after) or (
+            before.message is not None
+            and after.message is not None
+            and repeats(before.message, after.message)
+        )
+        if before.reply.kind == "ack" and after.at - before.at < gap and again:
             run += 1
             longest = max(longest, run)
         else:

@@ -180,6 +180,13 @@ def add_options(parser: pytest.Parser) -> None:
         help="longest observation of one agent scenario (default by profile: 30/300/1200 s)",
     )
     group.addoption(
+        "--agent-examples",
+        type=int,
+        default=None,
+        metavar="N",
+        help="examples per agent property, each launching the agent (default by profile: 2/8/25)",
+    )
+    group.addoption(
         "--agent-start-timeout",
         type=float,
         default=30.0,
@@ -274,6 +281,11 @@ def read_options(config: pytest.Config) -> Options:
         if not 0 < timeout <= 600:
             raise pytest.UsageError("--request-timeout must be between 0 and 600 seconds")
         profile = dataclasses.replace(profile, request_timeout=timeout)
+    examples = config.getoption("agent_examples")
+    if examples is not None:
+        if not 1 <= examples <= 1000:
+            raise pytest.UsageError("--agent-examples must be between 1 and 1000")
+        profile = dataclasses.replace(profile, agent_examples=examples)
     baseline_path = config.getoption("expected_failures")
     try:
         expected = tuple(load_baseline(Path(baseline_path))) if baseline_path else ()
