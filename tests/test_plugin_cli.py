@@ -40,6 +40,7 @@ OPTIONS = [
     "--agent-start-timeout",
     "--agent-protocol",
     "--agent-examples",
+    "--shrink-budget",
 ]
 
 

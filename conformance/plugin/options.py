@@ -180,6 +180,14 @@ def add_options(parser: pytest.Parser) -> None:
         help="longest observation of one agent scenario (default by profile: 30/300/1200 s)",
     )
     group.addoption(
+        "--shrink-budget",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="time a failing property may spend looking for a smaller counterexample"
+        " (default by profile: 5/30/60 s; 0 reports the first one found)",
+    )
+    group.addoption(
         "--agent-examples",
         type=int,
         default=None,
@@ -281,6 +289,11 @@ def read_options(config: pytest.Config) -> Options:
         if not 0 < timeout <= 600:
             raise pytest.UsageError("--request-timeout must be between 0 and 600 seconds")
         profile = dataclasses.replace(profile, request_timeout=timeout)
+    shrink = config.getoption("shrink_budget")
+    if shrink is not None:
+        if not 0 <= shrink <= 3600:
+            raise pytest.UsageError("--shrink-budget must be between 0 and 3600 seconds")
+        profile = dataclasses.replace(profile, shrink_seconds=shrink)
     examples = config.getoption("agent_examples")
     if examples is not None:
         if not 1 <= examples <= 1000:
