@@ -13,11 +13,12 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import TypedDict, Unpack
 
 from conformance.agent.launch import AgentProcess, launched
 from conformance.agent.mock_fleet import MockFleet
 from conformance.agent.mock_opamp import MockOpAMP
-from conformance.agent.scenario import AgentSetup, free_port
+from conformance.agent.scenario import AgentSetup, free_port, placeholder_values
 from conformance.model.opamp_agent import ACK, Received, Reply
 
 
@@ -100,48 +101,37 @@ class OpAMPScenario:
         return "\n".join(lines)
 
 
+class Plan(TypedDict, total=False):
+    """What the mock OpAMP server answers (see :class:`MockOpAMP`)."""
+
+    #: Replies to the first messages, in order; then ``then`` to every later one.
+    replies: Iterable[Reply]
+    then: Reply
+    #: HTTP statuses refusing the first WebSocket upgrades.
+    refuse: Iterable[int]
+    #: Seconds each plain-HTTP reply is held.
+    hold: float
+    #: Heartbeat interval offered on each WebSocket connection's first reply.
+    ws_heartbeat: int | None
+
+
 @contextmanager
-def opamp_scenario(
-    setup: AgentSetup,
-    *,
-    replies: Iterable[Reply] = (),
-    then: Reply = ACK,
-    refuse: Iterable[int] = (),
-    hold: float = 0.0,
-    ws_heartbeat: int | None = None,
-) -> Iterator[OpAMPScenario]:
+def opamp_scenario(setup: AgentSetup, **plan: Unpack[Plan]) -> Iterator[OpAMPScenario]:
     """A mock OpAMP server with this plan and a freshly launched agent; all gone on exit."""
     token = secrets.token_hex(20)
-    with MockOpAMP(hold=hold, ws_heartbeat=ws_heartbeat) as mock, MockFleet(token) as fleet:
-        mock.plan(replies, then)
-        mock.refuse_connections(refuse)
-        port = free_port()
-        values = {
-            "fleet_url": fleet.url,
-            "opamp_url": mock.url,
-            "opamp_ws_url": mock.ws_url,
-            "enrollment_token": token,
-            "monitoring_port": str(port),
-            "monitoring_url": f"http://127.0.0.1:{port}",
-        }
+    mock = MockOpAMP(hold=plan.get("hold", 0.0), ws_heartbeat=plan.get("ws_heartbeat"))
+    with mock, MockFleet(token) as fleet:
+        mock.plan(plan.get("replies", ()), plan.get("then", ACK))
+        mock.refuse_connections(plan.get("refuse", ()))
+        values = placeholder_values(fleet.url, mock.url, token, free_port())
         with launched(setup.command, values) as agent:
             yield OpAMPScenario(setup, mock, agent, token)
 
 
 @contextmanager
-def running_opamp_agent(
-    setup: AgentSetup,
-    *,
-    replies: Iterable[Reply] = (),
-    then: Reply = ACK,
-    refuse: Iterable[int] = (),
-    hold: float = 0.0,
-    ws_heartbeat: int | None = None,
-) -> Iterator[OpAMPScenario]:
+def running_opamp_agent(setup: AgentSetup, **plan: Unpack[Plan]) -> Iterator[OpAMPScenario]:
     """A scenario whose agent has been seen to speak OpAMP (a message or a connection attempt)."""
-    with opamp_scenario(
-        setup, replies=replies, then=then, refuse=refuse, hold=hold, ws_heartbeat=ws_heartbeat
-    ) as sc:
+    with opamp_scenario(setup, **plan) as sc:
         end = time.monotonic() + setup.start_timeout
         while time.monotonic() < end and sc.agent.running():
             if sc.mock.received() or sc.mock.attempts():

@@ -44,6 +44,18 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def placeholder_values(fleet_url: str, opamp_url: str, token: str, port: int) -> dict[str, str]:
+    """The ``--agent-cmd`` placeholders of one scenario (the launcher adds the rest)."""
+    return {
+        "fleet_url": fleet_url,
+        "opamp_url": opamp_url,
+        "opamp_ws_url": opamp_url.replace("http://", "ws://", 1),
+        "enrollment_token": token,
+        "monitoring_port": str(port),
+        "monitoring_url": f"http://127.0.0.1:{port}",
+    }
+
+
 @dataclass
 class Scenario:
     setup: AgentSetup
@@ -121,13 +133,6 @@ def scenario(
     mock.plan("checkin", checkin, checkin_then)
     with mock:
         port = free_port()
-        values = {
-            "fleet_url": mock.url,
-            "opamp_url": f"{mock.url}/v1/opamp",
-            "opamp_ws_url": f"{mock.url.replace('http://', 'ws://', 1)}/v1/opamp",
-            "enrollment_token": token,
-            "monitoring_port": str(port),
-            "monitoring_url": f"http://127.0.0.1:{port}",
-        }
+        values = placeholder_values(mock.url, f"{mock.url}/v1/opamp", token, port)
         with launched(setup.command, values) as agent:
             yield Scenario(setup, mock, agent, port, token)

@@ -44,8 +44,6 @@ KINDS = (
     "wrong-ct",
     "no-uid",
 )
-#: Replies after which an agent has to try again (its message was not taken).
-FAILING = frozenset({"unavailable", "429", "503", "500", "garbage"})
 
 
 @dataclass(frozen=True)
@@ -60,10 +58,6 @@ class Reply:
 
     def __str__(self) -> str:
         return self.kind if self.seconds is None else f"{self.kind}({self.seconds} s)"
-
-    @property
-    def failing(self) -> bool:
-        return self.kind in FAILING
 
 
 ACK = Reply()
