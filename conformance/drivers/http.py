@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import socket
 import ssl
-import threading
-import time
 import uuid
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-import httpx
-
+from conformance import __version__
 from conformance.drivers.base import Driver
 from conformance.drivers.exchange import Attempt, Exchange, Problem
+from conformance.drivers.http11 import (
+    ConnectFailure,
+    Connection,
+    DeadlineFailure,
+    HttpFailure,
+    Origin,
+    OversizeFailure,
+    PartialResponse,
+)
 from conformance.wire import (
     CONTENT_TYPE,
     DEFAULT_MAX_MESSAGE_BYTES,
@@ -30,13 +34,15 @@ from conformance.wire import (
 )
 
 TRANSPORT = "http"
+USER_AGENT = f"fleet-conformance/{__version__}"
 
 
 class HttpDriver(Driver):
     """A half-duplex OpAMP HTTP client that turns every outcome into an :class:`Exchange`.
 
     ``timeout`` bounds each request as a whole (connect, send and the full
-    body); ``max_reply_bytes`` bounds the body after decompression.
+    body); ``max_reply_bytes`` bounds the body after decompression. One
+    persistent connection is kept per origin (:mod:`conformance.drivers.http11`).
     """
 
     transport = TRANSPORT
@@ -50,47 +56,20 @@ class HttpDriver(Driver):
         max_reply_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
     ) -> None:
         super().__init__(url, headers, timeout=timeout, max_reply_bytes=max_reply_bytes)
-        self._client: httpx.Client | None = None
-        # httpx timeouts bound each read, not the whole request: a server that
-        # trickles its headers would never time out. The sockets this driver
-        # opens are kept so a watchdog can cut a request at its deadline.
-        self._sockets: list[socket.socket] = []
+        self._connections: dict[Origin, Connection] = {}
 
-    def _trace(self, event: str, info: Mapping[str, Any]) -> None:
-        """httpcore trace hook: remember each socket the pool opens."""
-        if event.endswith((".connect_tcp.complete", ".start_tls.complete")):
-            sock = info["return_value"].get_extra_info("socket")
-            if isinstance(sock, socket.socket):
-                self._sockets = [s for s in self._sockets if s.fileno() != -1] + [sock]
-
-    def _cut(self, fired: threading.Event) -> None:
-        """Deadline reached: shut the driver's sockets down so a blocked read returns."""
-        fired.set()
-        for sock in self._sockets:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-
-    def _http(self) -> httpx.Client:
-        if self._client is None:
-            # TCP_NODELAY: httpx writes headers and body separately; with Nagle's
-            # algorithm the body waits for the ACK of the headers (benchmarks/).
-            transport = httpx.HTTPTransport(
-                verify=_tls_context(),
-                socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
-            )
-            self._client = httpx.Client(
-                timeout=httpx.Timeout(self.timeout),
-                follow_redirects=False,
-                trust_env=False,
-                transport=transport,
-            )
-        return self._client
+    def _connection(self, origin: Origin) -> Connection:
+        connection = self._connections.get(origin)
+        if connection is None:
+            tls = _tls_context() if origin.scheme == "https" else None
+            connection = self._connections[origin] = Connection(origin, tls)
+        return connection
 
     def close(self) -> None:
-        """Close the connection; the next send opens a new one."""
-        client, self._client = self._client, None
-        if client is not None:
-            client.close()
+        """Close the connections; the next send opens a new one."""
+        connections, self._connections = self._connections, {}
+        for connection in connections.values():
+            connection.close()
 
     def send(
         self,
@@ -132,68 +111,32 @@ class HttpDriver(Driver):
         chunked`` and no Content-Length, as opamp-go's client does. ``url``
         overrides the driver's endpoint; with ``decode=False`` the body is
         kept as received in ``Exchange.raw`` instead of decoded as OpAMP.
+        A request we cannot send as valid HTTP raises :class:`RequestError`:
+        that is a harness error, never the target's.
         """
         limit = self.timeout if timeout is None else timeout
-        all_headers: dict[str, str] = {"Accept-Encoding": "gzip"}
+        merged: dict[str, str] = {"Accept-Encoding": "gzip", "User-Agent": USER_AGENT}
         if content_type is not None:
-            all_headers["Content-Type"] = content_type
-        all_headers.update(self.headers)
-        all_headers.update(headers or {})
+            merged["Content-Type"] = content_type
+        all_headers = _merge(merged, self.headers, headers)
+        origin, target = Origin.of(url or self.url)
         attempt = Attempt(TRANSPORT, sent, len(body))
-        deadline = attempt.started + limit
-        status: int | None = None
-        resp_headers: dict[str, str] = {}
-        fired = threading.Event()
-        watchdog = threading.Timer(limit, self._cut, args=(fired,))
-        watchdog.daemon = True
         try:
-            request = self._http().build_request(
+            response = self._connection(origin).request(
                 method,
-                url or self.url,
-                content=_pieces(body) if chunked else body,
-                headers=all_headers,
-                timeout=httpx.Timeout(limit),
-                extensions={"trace": self._trace},
+                target,
+                all_headers,
+                _pieces(body) if chunked else body,
+                deadline=attempt.started + limit,
+                max_body=self.max_reply_bytes,
             )
-            watchdog.start()
-            response = self._http().send(request, stream=True)
-            try:
-                status = response.status_code
-                resp_headers = dict(response.headers.items())
-                raw = _read_bounded(response, deadline, self.max_reply_bytes)
-            finally:
-                response.close()
-        except _Overrun as exc:
+        except PartialResponse as exc:
             return attempt.finish(
-                status=status, headers=resp_headers, problem=exc.problem, detail=exc.detail
+                status=exc.status, headers=exc.headers, **_failure(exc.cause, limit)
             )
-        except httpx.TimeoutException as exc:
-            return attempt.finish(
-                status=status,
-                headers=resp_headers,
-                problem=Problem.TIMEOUT,
-                detail=f"{type(exc).__name__} after {limit:g} s",
-            )
-        except httpx.LocalProtocolError:
-            raise  # our own request was not valid HTTP: a harness error, never the target's
-        except httpx.ConnectError as exc:
-            return attempt.finish(problem=Problem.CONNECT, detail=str(exc) or type(exc).__name__)
-        except (httpx.TransportError, httpx.DecodingError) as exc:
-            if fired.is_set():
-                return attempt.finish(
-                    status=status,
-                    headers=resp_headers,
-                    problem=Problem.TIMEOUT,
-                    detail=f"no complete answer after {limit:g} s",
-                )
-            return attempt.finish(
-                status=status,
-                headers=resp_headers,
-                problem=Problem.DISCONNECTED,
-                detail=f"{type(exc).__name__}: {exc}",
-            )
-        finally:
-            watchdog.cancel()
+        except HttpFailure as exc:
+            return attempt.finish(**_failure(exc, limit))
+        status, resp_headers, raw = response.status, response.headers, response.body
         if not decode:
             return attempt.finish(
                 status=status, headers=resp_headers, raw=raw, reply_bytes=len(raw)
@@ -201,39 +144,39 @@ class HttpDriver(Driver):
         return _decode_reply(attempt, status, resp_headers, raw, self.max_reply_bytes)
 
 
-def _pieces(body: bytes) -> Iterator[bytes]:
-    """The body in two chunks: httpx streams an iterator with chunked encoding."""
+def _merge(
+    base: dict[str, str], *layers: Sequence[tuple[str, str]] | Mapping[str, str] | None
+) -> list[tuple[str, str]]:
+    """Later layers replace earlier fields of the same name (case-insensitively)."""
+    fields = {name.lower(): (name, value) for name, value in base.items()}
+    for layer in layers:
+        items = layer.items() if isinstance(layer, Mapping) else (layer or ())
+        for name, value in items:
+            fields[name.lower()] = (name, value)
+    return list(fields.values())
+
+
+def _failure(exc: HttpFailure, limit: float) -> dict[str, Any]:
+    """The problem and detail an HTTP failure is recorded with."""
+    if isinstance(exc, DeadlineFailure):
+        return {"problem": Problem.TIMEOUT, "detail": f"no complete answer after {limit:g} s"}
+    if isinstance(exc, ConnectFailure):
+        return {"problem": Problem.CONNECT, "detail": str(exc)}
+    if isinstance(exc, OversizeFailure):
+        return {"problem": Problem.TOO_LARGE, "detail": str(exc)}
+    return {"problem": Problem.DISCONNECTED, "detail": f"{type(exc).__name__}: {exc}"}
+
+
+def _pieces(body: bytes) -> list[bytes]:
+    """The body in two chunks (an empty chunk would end the body early)."""
     half = len(body) // 2
-    for piece in (body[:half], body[half:]):
-        if piece:  # an empty chunk would end the body early
-            yield piece
+    return [piece for piece in (body[:half], body[half:]) if piece]
 
 
 @functools.cache
 def _tls_context() -> ssl.SSLContext:
     """One TLS context for every driver: building one costs tens of milliseconds."""
     return ssl.create_default_context()
-
-
-class _Overrun(Exception):
-    def __init__(self, problem: Problem, detail: str) -> None:
-        super().__init__(detail)
-        self.problem = problem
-        self.detail = detail
-
-
-def _read_bounded(response: httpx.Response, deadline: float, limit: int) -> bytes:
-    """Read the raw (still encoded) body, stopping at the deadline or the size limit."""
-    chunks: list[bytes] = []
-    size = 0
-    for chunk in response.iter_raw():
-        size += len(chunk)
-        if size > limit:
-            raise _Overrun(Problem.TOO_LARGE, f"more than {limit} bytes on the wire")
-        chunks.append(chunk)
-        if time.monotonic() > deadline:
-            raise _Overrun(Problem.TIMEOUT, f"body still arriving after {size} bytes")
-    return b"".join(chunks)
 
 
 def _header(headers: Mapping[str, str], name: str) -> str:

@@ -1,0 +1,393 @@
+"""A small, strict HTTP/1.1 client connection with one deadline per request.
+
+The HTTP driver sends thousands of requests per run; a general client
+(httpx) spent most of each exchange in its own layers and needed a watchdog
+thread per request to bound a whole request in time. This connection writes
+a request and reads its response over one socket, checks the deadline before
+every read, bounds the head and the body, and reports every failure as a
+:class:`HttpFailure` naming what went wrong. It parses what RFC 9112 allows a
+server to send (status line, header fields, Content-Length, chunked and
+close-delimited bodies, 1xx interim responses); anything else is a
+:class:`ProtocolFailure`, never a guess.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import re
+import select
+import socket
+import ssl
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+#: Longest response head (status line and header fields) accepted.
+MAX_HEAD_BYTES = 64 * 1024
+#: Longest chunk-size line accepted (size, extensions and CRLF).
+MAX_CHUNK_LINE = 4096
+_READ = 65536
+_STATUS = re.compile(rb"HTTP/(\d)\.(\d) (\d{3})(?: [^\r\n]*)?")
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_HEAD_END = re.compile(rb"\r?\n\r?\n")
+
+
+class HttpFailure(Exception):
+    """The request did not produce a complete response."""
+
+
+class ConnectFailure(HttpFailure):
+    """No connection could be opened (refused, unresolvable, TLS refused)."""
+
+
+class DeadlineFailure(HttpFailure):
+    """The deadline passed before the response was complete."""
+
+
+class DroppedFailure(HttpFailure):
+    """The connection was closed or reset before the response was complete."""
+
+
+class ProtocolFailure(HttpFailure):
+    """The peer sent something that is not an HTTP/1.1 response."""
+
+
+class OversizeFailure(HttpFailure):
+    """The response head or body is larger than the caller allows."""
+
+
+class RequestError(ValueError):
+    """Our own request cannot be sent as valid HTTP: a harness error."""
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where requests go: scheme, host and port, plus the Host header value."""
+
+    scheme: str
+    host: str
+    port: int
+    authority: str
+
+    @staticmethod
+    @functools.lru_cache(maxsize=256)
+    def of(url: str) -> tuple[Origin, str]:
+        """The origin of ``url`` and its request target (path and query)."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise RequestError(f"not an http(s) URL: {url!r}")
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        authority = parts.netloc.rpartition("@")[2]
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        return Origin(parts.scheme, parts.hostname, port, authority), target
+
+
+@dataclass(frozen=True)
+class Response:
+    """A complete response; header names are lower case, repeated fields joined."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    #: The connection may carry another request (kept alive, body delimited).
+    reusable: bool
+
+
+class PartialResponse(HttpFailure):
+    """The head arrived but the body did not: carries the status and headers seen."""
+
+    def __init__(self, cause: HttpFailure, status: int, headers: dict[str, str]) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+        self.status = status
+        self.headers = headers
+
+
+class Connection:
+    """One persistent connection to an origin; ``request`` reopens it when needed."""
+
+    def __init__(self, origin: Origin, tls: ssl.SSLContext | None) -> None:
+        self.origin = origin
+        self.tls = tls
+        self._sock: socket.socket | None = None
+        self._buffer = b""
+
+    def close(self) -> None:
+        sock, self._sock = self._sock, None
+        self._buffer = b""
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.close()
+
+    def request(
+        self,
+        method: str,
+        target: str,
+        headers: Sequence[tuple[str, str]],
+        body: bytes | Iterable[bytes],
+        *,
+        deadline: float,
+        max_body: int,
+    ) -> Response:
+        """Send one request and read its response, all before ``deadline`` (monotonic)."""
+        head = _request_head(method, target, self.origin.authority, headers, body)
+        try:
+            sock = self._usable(deadline)
+            sent = self._send(sock, head, body, deadline)
+            response = self._receive(sock, method, deadline, max_body, sent)
+        except BaseException:
+            self.close()
+            raise
+        if not response.reusable:
+            self.close()
+        return response
+
+    # -- connection ------------------------------------------------------------
+
+    def _usable(self, deadline: float) -> socket.socket:
+        """The open socket, unless the server closed it (or wrote) while it was idle."""
+        if self._sock is not None and (self._buffer or _readable(self._sock)):
+            self.close()
+        if self._sock is None:
+            self._sock = self._connect(deadline)
+        return self._sock
+
+    def _connect(self, deadline: float) -> socket.socket:
+        origin = self.origin
+        try:
+            sock = socket.create_connection((origin.host, origin.port), timeout=_left(deadline))
+        except TimeoutError as exc:
+            raise DeadlineFailure(f"connect timed out: {exc}") from exc
+        except OSError as exc:
+            raise ConnectFailure(str(exc) or type(exc).__name__) from exc
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if origin.scheme != "https":
+            return sock
+        assert self.tls is not None
+        try:
+            sock.settimeout(_left(deadline))
+            return self.tls.wrap_socket(sock, server_hostname=origin.host)
+        except TimeoutError as exc:
+            sock.close()
+            raise DeadlineFailure(f"TLS handshake timed out: {exc}") from exc
+        except OSError as exc:
+            sock.close()
+            raise ConnectFailure(f"TLS: {exc}") from exc
+
+    # -- sending ---------------------------------------------------------------
+
+    def _send(
+        self, sock: socket.socket, head: bytes, body: bytes | Iterable[bytes], deadline: float
+    ) -> BaseException | None:
+        """Write the request; a write error is returned, since a response may still be readable."""
+        try:
+            if isinstance(body, bytes):
+                sock.settimeout(_left(deadline))
+                sock.sendall(head + body)
+                return None
+            sock.settimeout(_left(deadline))
+            sock.sendall(head)
+            for piece in body:
+                sock.settimeout(_left(deadline))
+                sock.sendall(b"%x\r\n%s\r\n" % (len(piece), piece))
+            sock.settimeout(_left(deadline))
+            sock.sendall(b"0\r\n\r\n")
+        except TimeoutError as exc:
+            raise DeadlineFailure(f"request still being sent: {exc}") from exc
+        except OSError as exc:
+            return exc
+        return None
+
+    # -- receiving -------------------------------------------------------------
+
+    def _fill(self, sock: socket.socket, deadline: float, what: str) -> None:
+        """Append the next bytes the peer sends to the buffer."""
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise DeadlineFailure(f"no complete {what} before the deadline")
+        sock.settimeout(left)
+        try:
+            data = sock.recv(_READ)
+        except TimeoutError as exc:
+            raise DeadlineFailure(f"no complete {what} before the deadline") from exc
+        except OSError as exc:
+            raise DroppedFailure(f"{type(exc).__name__} while reading the {what}: {exc}") from exc
+        if not data:
+            raise DroppedFailure(f"connection closed before the {what} was complete")
+        self._buffer += data
+
+    def _receive(
+        self,
+        sock: socket.socket,
+        method: str,
+        deadline: float,
+        max_body: int,
+        send_error: BaseException | None,
+    ) -> Response:
+        while True:
+            try:
+                status, version, headers = self._read_head(sock, deadline)
+            except DroppedFailure as exc:
+                if send_error is not None:
+                    raise DroppedFailure(
+                        f"{type(send_error).__name__} while sending: {send_error}"
+                    ) from exc
+                raise
+            if 100 <= status < 200 and status != 101:
+                continue  # interim response: the final one follows
+            break
+        try:
+            body, delimited = self._read_body(sock, method, status, headers, deadline, max_body)
+        except HttpFailure as exc:
+            raise PartialResponse(exc, status, headers) from exc
+        connection = {t.strip().lower() for t in headers.get("connection", "").split(",")}
+        keep = "keep-alive" in connection if version == (1, 0) else "close" not in connection
+        reusable = keep and delimited and send_error is None and not self._buffer
+        return Response(status, headers, body, reusable)
+
+    def _read_head(
+        self, sock: socket.socket, deadline: float
+    ) -> tuple[int, tuple[int, int], dict[str, str]]:
+        while not (found := _HEAD_END.search(self._buffer)):
+            if len(self._buffer) > MAX_HEAD_BYTES:
+                raise OversizeFailure(f"response head over {MAX_HEAD_BYTES} bytes")
+            self._fill(sock, deadline, "response head")
+        if found.start() > MAX_HEAD_BYTES:
+            raise OversizeFailure(f"response head over {MAX_HEAD_BYTES} bytes")
+        raw, self._buffer = self._buffer[: found.start()], self._buffer[found.end() :]
+        lines = raw.split(b"\n")
+        status_line = lines[0].rstrip(b"\r")
+        matched = _STATUS.fullmatch(status_line)
+        if matched is None:
+            raise ProtocolFailure(f"not an HTTP/1.x status line: {status_line[:80]!r}")
+        version = (int(matched.group(1)), int(matched.group(2)))
+        headers: dict[str, str] = {}
+        for line in lines[1:]:
+            text = line.rstrip(b"\r").decode("latin-1")
+            name, colon, value = text.partition(":")
+            if not colon or not _TOKEN.fullmatch(name):
+                raise ProtocolFailure(f"malformed header field: {text[:80]!r}")
+            key, value = name.lower(), value.strip(" \t")
+            headers[key] = f"{headers[key]}, {value}" if key in headers else value
+        return int(matched.group(3)), version, headers
+
+    def _read_body(
+        self,
+        sock: socket.socket,
+        method: str,
+        status: int,
+        headers: dict[str, str],
+        deadline: float,
+        limit: int,
+    ) -> tuple[bytes, bool]:
+        """The body as sent (still content-encoded) and whether its end was delimited."""
+        if method == "HEAD" or status in (101, 204, 304):
+            return b"", status != 101
+        coding = headers.get("transfer-encoding", "")
+        if coding:
+            if coding.rsplit(",", 1)[-1].strip().lower() == "chunked":
+                return self._read_chunked(sock, deadline, limit), True
+            return self._read_to_close(sock, deadline, limit), False
+        if "content-length" in headers:
+            values = {v.strip() for v in headers["content-length"].split(",")}
+            if len(values) != 1 or not (size_text := values.pop()).isdigit():
+                raise ProtocolFailure(f"bad Content-Length: {headers['content-length'][:80]!r}")
+            size = int(size_text)
+            if size > limit:
+                raise OversizeFailure(f"Content-Length {size} is over the limit of {limit} bytes")
+            while len(self._buffer) < size:
+                self._fill(sock, deadline, "response body")
+            body, self._buffer = self._buffer[:size], self._buffer[size:]
+            return body, True
+        return self._read_to_close(sock, deadline, limit), False
+
+    def _read_to_close(self, sock: socket.socket, deadline: float, limit: int) -> bytes:
+        while True:
+            if len(self._buffer) > limit:
+                raise OversizeFailure(f"more than {limit} bytes on the wire")
+            try:
+                self._fill(sock, deadline, "response body")
+            except DroppedFailure:
+                body, self._buffer = self._buffer, b""
+                return body
+
+    def _read_chunked(self, sock: socket.socket, deadline: float, limit: int) -> bytes:
+        pieces: list[bytes] = []
+        total = 0
+        while True:
+            line = self._read_line(sock, deadline, "chunk size")
+            size_text = line.split(b";", 1)[0].strip()
+            try:
+                size = int(size_text, 16)
+            except ValueError:
+                raise ProtocolFailure(f"bad chunk size line: {line[:80]!r}") from None
+            if size == 0:
+                while self._read_line(sock, deadline, "trailer"):
+                    pass  # trailer fields are not used
+                return b"".join(pieces)
+            total += size
+            if total > limit:
+                raise OversizeFailure(f"more than {limit} bytes on the wire")
+            while len(self._buffer) < size + 2:
+                self._fill(sock, deadline, "response body")
+            if self._buffer[size : size + 2] != b"\r\n":
+                raise ProtocolFailure("chunk data not followed by CRLF")
+            pieces.append(self._buffer[:size])
+            self._buffer = self._buffer[size + 2 :]
+
+    def _read_line(self, sock: socket.socket, deadline: float, what: str) -> bytes:
+        while (end := self._buffer.find(b"\n")) < 0:
+            if len(self._buffer) > MAX_CHUNK_LINE:
+                raise ProtocolFailure(f"{what} line over {MAX_CHUNK_LINE} bytes")
+            self._fill(sock, deadline, what)
+        line, self._buffer = self._buffer[:end].rstrip(b"\r"), self._buffer[end + 1 :]
+        return line
+
+
+def _readable(sock: socket.socket) -> bool:
+    """Whether an idle socket has something to read: the peer closed it, or wrote out of turn."""
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+        return bool(poller.poll(0))
+    readable, _, _ = select.select([sock], [], [], 0)
+    return bool(readable)
+
+
+def _left(deadline: float) -> float:
+    """Seconds until ``deadline``; a deadline already passed fails at once."""
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise DeadlineFailure("deadline passed")
+    return left
+
+
+def _request_head(
+    method: str,
+    target: str,
+    authority: str,
+    headers: Sequence[tuple[str, str]],
+    body: bytes | Iterable[bytes],
+) -> bytes:
+    """The request line and header fields; refuses what is not valid HTTP."""
+    if not _TOKEN.fullmatch(method):
+        raise RequestError(f"invalid method {method!r}")
+    names = {name.lower() for name, _ in headers}
+    lines = [f"{method} {target} HTTP/1.1"]
+    if "host" not in names:
+        lines.append(f"Host: {authority}")
+    for name, value in headers:
+        if not _TOKEN.fullmatch(name):
+            raise RequestError(f"invalid header name {name!r}")
+        if _BAD_VALUE.search(value) or value != value.strip(" \t"):
+            raise RequestError(f"invalid value for header {name!r}")
+        lines.append(f"{name}: {value}")
+    if isinstance(body, bytes):
+        if "content-length" not in names and (body or method not in ("GET", "HEAD")):
+            lines.append(f"Content-Length: {len(body)}")
+    elif "transfer-encoding" not in names:
+        lines.append("Transfer-Encoding: chunked")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
