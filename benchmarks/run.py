@@ -29,11 +29,14 @@ PROFILE_ORDER = ("quick", "full", "nightly")
 
 
 def detection_summary(paths: list[Path]) -> dict[str, Any]:
-    """Per kill-matrix case: detection rate, time to first MUST finding, counterexample size."""
+    """Per kill-matrix case: detection rate, time to first MUST finding, counterexample size.
+
+    A case measured in several files is taken from the newest one.
+    """
     cases: dict[str, Any] = {}
     sources = []
-    for path in paths:
-        data = json.loads(path.read_text())
+    loaded = [json.loads(path.read_text()) for path in paths]
+    for path, data in sorted(zip(paths, loaded, strict=True), key=lambda p: p[1].get("date", "")):
         name = str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
         sources.append({"file": name, "date": data.get("date")})
         for name, row in data.get("targets", {}).items():

@@ -4,7 +4,10 @@ Not a test: a measurement. Each bundled target (reference and faulty twins,
 ``fixtures/kill_matrix.toml``) is started once; the real suite runs against
 it once per seed, exactly as the kill-matrix self-test does. A run counts as
 *exact* when the failing and warning requirement IDs are exactly the
-expected ones. Output: ``reports/detection.json`` (``--out`` to change).
+expected ones. Output: ``reports/detection.json`` (``--out`` to change),
+rewritten as each case finishes; rows already there for the same profile and
+seeds are kept, and cases not named with ``--case`` that have a row are not
+measured again (``--fresh`` starts over).
 
     python scripts/detection_rate.py --seeds 20 --jobs 2
 """
@@ -19,6 +22,7 @@ import platform
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -96,6 +100,18 @@ def measure(case: KillCase, seeds: list[int], profile: str) -> dict[str, Any]:
     }
 
 
+def _load(out: Path, profile: str, seeds: list[int]) -> dict[str, Any]:
+    """Rows already measured with the same profile and seeds (a resumed or split measurement)."""
+    try:
+        earlier = json.loads(out.read_text())
+    except (OSError, ValueError):
+        return {}
+    if earlier.get("profile") != profile or earlier.get("seeds") != seeds:
+        return {}
+    rows: dict[str, Any] = earlier.get("targets", {})
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -107,25 +123,41 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--case", action="append", help="only these kill-matrix cases (repeatable)")
     parser.add_argument("--out", type=Path, default=REPO / "reports" / "detection.json")
     parser.add_argument("--matrix", type=Path, help="another kill-matrix TOML file")
+    parser.add_argument(
+        "--fresh", action="store_true", help="forget rows already in --out (default: keep them)"
+    )
     args = parser.parse_args(argv)
     matrix = load(args.matrix) if args.matrix else load()
-    chosen = args.case or sorted(matrix)
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    rows = {} if args.fresh else _load(args.out, args.profile, seeds)
+    chosen = [c for c in (args.case or sorted(matrix)) if c not in rows or args.case]
     started = dt.datetime.now(dt.UTC)
+    lock = threading.Lock()
+
+    def write() -> dict[str, Any]:
+        report = {
+            "date": started.isoformat(timespec="seconds"),
+            "profile": args.profile,
+            "seeds": seeds,
+            "cores": os.cpu_count(),
+            "python": platform.python_version(),
+            "targets": dict(sorted(rows.items())),
+            "all_exact": all(r["exact"] == r["runs"] for r in rows.values()),
+        }
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=2) + "\n")
+        return report
+
+    def one(name: str) -> None:
+        row = measure(matrix[name], seeds, args.profile)
+        with lock:  # each finished case is kept at once: a long run can stop any time
+            rows[name] = row
+            write()
+
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        futures = {b: pool.submit(measure, matrix[b], seeds, args.profile) for b in chosen}
-        rows = {b: f.result() for b, f in futures.items()}
-    report = {
-        "date": started.isoformat(timespec="seconds"),
-        "profile": args.profile,
-        "seeds": seeds,
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "targets": rows,
-        "all_exact": all(r["exact"] == r["runs"] for r in rows.values()),
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
+        for future in [pool.submit(one, name) for name in chosen]:
+            future.result()
+    report = write()
     for name, row in rows.items():
         print(f"{name:28} {row['exact']}/{row['runs']} exact, median {row['median_seconds']} s")
     print(f"written: {args.out}")

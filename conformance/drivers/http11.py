@@ -149,7 +149,7 @@ class Connection:
 
     def _usable(self, deadline: float) -> socket.socket:
         """The open socket, unless the server closed it (or wrote) while it was idle."""
-        if self._sock is not None and (self._buffer or _readable(self._sock)):
+        if self._sock is not None and (self._buffer or not _idle_and_open(self._sock)):
             self.close()
         if self._sock is None:
             self._sock = self._connect(deadline)
@@ -347,14 +347,28 @@ class Connection:
         return line
 
 
-def _readable(sock: socket.socket) -> bool:
-    """Whether an idle socket has something to read: the peer closed it, or wrote out of turn."""
+def _idle_and_open(sock: socket.socket) -> bool:
+    """Whether an idle connection can carry a request: nothing to read, or only TLS records."""
     if hasattr(select, "poll"):
         poller = select.poll()
         poller.register(sock, select.POLLIN)
-        return bool(poller.poll(0))
-    readable, _, _ = select.select([sock], [], [], 0)
-    return bool(readable)
+        readable = bool(poller.poll(0))
+    else:
+        readable = bool(select.select([sock], [], [], 0)[0])
+    if not readable:
+        return True
+    if not isinstance(sock, ssl.SSLSocket):
+        return False  # the peer closed it, or wrote out of turn
+    sock.setblocking(False)
+    try:
+        sock.recv(1)
+    except ssl.SSLWantReadError:
+        return True  # a TLS record with no data (a session ticket): still usable
+    except OSError:
+        return False
+    finally:
+        sock.setblocking(True)
+    return False
 
 
 def _left(deadline: float) -> float:
