@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import TracebackType
 
 from aiohttp import web
@@ -102,6 +102,22 @@ class RawServer:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+@contextlib.contextmanager
+def raw_servers() -> Iterator[Callable[[RawHandler], RawServer]]:
+    """Start raw servers with given handlers; every one is stopped on exit."""
+    servers: list[RawServer] = []
+
+    def start(handler: RawHandler) -> RawServer:
+        servers.append(RawServer(handler).start())
+        return servers[-1]
+
+    try:
+        yield start
+    finally:
+        for server in servers:
+            server.stop()
 
 
 def read_http_request(conn: socket.socket) -> tuple[bytes, dict[str, str], bytes]:

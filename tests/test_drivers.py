@@ -36,7 +36,7 @@ from conformance.wire import (
 from tests.misbehaving import (
     AiohttpServer,
     RawHandler,
-    RawServer,
+    raw_servers,
     read_http_request,
     refused_port,
 )
@@ -272,18 +272,8 @@ RawStarter = Callable[[RawHandler], str]
 @pytest.fixture
 def raw_server() -> Iterator[RawStarter]:
     """Start raw servers with a given handler; all are stopped at teardown."""
-    servers: list[RawServer] = []
-
-    def start(handler: RawHandler) -> str:
-        server = RawServer(handler).start()
-        servers.append(server)
-        return server.url()
-
-    try:
-        yield start
-    finally:
-        for server in servers:
-            server.stop()
+    with raw_servers() as start:
+        yield lambda handler: start(handler).url()
 
 
 @pytest.fixture

@@ -26,8 +26,9 @@ from conformance.drivers.http11 import (
     PartialResponse,
     ProtocolFailure,
     RequestError,
+    Response,
 )
-from tests.misbehaving import RawServer, read_http_request
+from tests.misbehaving import RawServer, raw_servers, read_http_request
 
 Replies = Callable[[list[bytes]], str]
 
@@ -35,37 +36,35 @@ Replies = Callable[[list[bytes]], str]
 @pytest.fixture
 def scripted() -> Iterator[Replies]:
     """A server answering the n-th request on a connection with ``replies[n]``, then closing."""
-    servers: list[RawServer] = []
+    with raw_servers() as start:
 
-    def start(replies: list[bytes]) -> str:
-        def handler(conn: socket.socket, stop: threading.Event) -> None:
-            for reply in replies:
-                read_http_request(conn)
-                conn.sendall(reply)
-            conn.shutdown(socket.SHUT_WR)
-            stop.wait(2)
+        def serve(replies: list[bytes]) -> str:
+            def handler(conn: socket.socket, stop: threading.Event) -> None:
+                for reply in replies:
+                    read_http_request(conn)
+                    conn.sendall(reply)
+                conn.shutdown(socket.SHUT_WR)
+                stop.wait(2)
 
-        server = RawServer(handler).start()
-        servers.append(server)
-        return server.url()
+            return start(handler).url()
 
-    try:
-        yield start
-    finally:
-        for server in servers:
-            server.stop()
+        yield serve
 
 
-def post(url: str, body: bytes = b"x", *, limit: int = 1 << 20, within: float = 2.0) -> bytes:
+def send(connection: Connection, target: str, *, limit: int = 1 << 20) -> Response:
+    return connection.request(
+        "POST", target, [], b"x", deadline=time.monotonic() + 5, max_body=limit
+    )
+
+
+def post(url: str, *, limit: int = 1 << 20, tls: ssl.SSLContext | None = None) -> Response:
+    """One request on a fresh connection, closed afterwards."""
     origin, target = Origin.of(url)
-    with_connection = Connection(origin, None)
+    connection = Connection(origin, tls)
     try:
-        response = with_connection.request(
-            "POST", target, [], body, deadline=time.monotonic() + within, max_body=limit
-        )
+        return send(connection, target, limit=limit)
     finally:
-        with_connection.close()
-    return response.body
+        connection.close()
 
 
 def test_chunked_body_with_extension_and_trailer(scripted: Replies) -> None:
@@ -75,28 +74,22 @@ def test_chunked_body_with_extension_and_trailer(scripted: Replies) -> None:
             b"3;name=value\r\nabc\r\n2\r\nde\r\n0\r\nX-Trailer: 1\r\n\r\n"
         ]
     )
-    assert post(url) == b"abcde"
+    assert post(url).body == b"abcde"
 
 
 def test_interim_response_is_skipped(scripted: Replies) -> None:
     url = scripted([b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"])
-    assert post(url) == b"ok"
+    assert post(url).body == b"ok"
 
 
 def test_close_delimited_body(scripted: Replies) -> None:
     url = scripted([b"HTTP/1.1 200 OK\r\n\r\nuntil the end"])
-    assert post(url) == b"until the end"
+    assert post(url).body == b"until the end"
 
 
 def test_repeated_header_fields_are_joined(scripted: Replies) -> None:
     url = scripted([b"HTTP/1.1 200 OK\r\nX-A: 1\r\nx-a: 2\r\nContent-Length: 0\r\n\r\n"])
-    origin, target = Origin.of(url)
-    connection = Connection(origin, None)
-    response = connection.request(
-        "POST", target, [], b"", deadline=time.monotonic() + 2, max_body=10
-    )
-    connection.close()
-    assert response.headers["x-a"] == "1, 2"
+    assert post(url).headers["x-a"] == "1, 2"
 
 
 @pytest.mark.parametrize(
@@ -159,10 +152,7 @@ def test_connection_is_reused_and_reopened_after_close(scripted: Replies) -> Non
     try:
         bodies = []
         for _ in range(4):  # two on the first connection, two on the second
-            response = connection.request(
-                "POST", target, [], b"x", deadline=time.monotonic() + 2, max_body=10
-            )
-            bodies.append(response.body)
+            bodies.append(send(connection, target).body)
             time.sleep(0.05)  # let the server's close arrive before the next reuse check
     finally:
         connection.close()
@@ -171,13 +161,7 @@ def test_connection_is_reused_and_reopened_after_close(scripted: Replies) -> Non
 
 def test_http_1_0_without_keep_alive_is_not_reused(scripted: Replies) -> None:
     url = scripted([b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok"])
-    origin, target = Origin.of(url)
-    connection = Connection(origin, None)
-    response = connection.request(
-        "POST", target, [], b"x", deadline=time.monotonic() + 2, max_body=10
-    )
-    connection.close()
-    assert not response.reusable
+    assert not post(url).reusable
 
 
 def test_closed_before_answer_is_dropped(scripted: Replies) -> None:
@@ -260,12 +244,7 @@ def test_tls_connection_is_verified_and_reused(authority: trustme.CA) -> None:
     origin, target = Origin.of(server.url(scheme="https"))
     connection = Connection(origin, trusting)
     try:
-        bodies = [
-            connection.request(
-                "POST", target, [], b"x", deadline=time.monotonic() + 5, max_body=10
-            ).body
-            for _ in range(3)
-        ]
+        bodies = [send(connection, target).body for _ in range(3)]
     finally:
         connection.close()
         server.stop()
@@ -275,11 +254,8 @@ def test_tls_connection_is_verified_and_reused(authority: trustme.CA) -> None:
 
 def test_tls_untrusted_certificate_is_a_connect_failure(authority: trustme.CA) -> None:
     server = _tls_server(authority, replies=1)
-    origin, target = Origin.of(server.url(scheme="https"))
     try:
         with pytest.raises(ConnectFailure, match="TLS"):
-            Connection(origin, ssl.create_default_context()).request(
-                "POST", target, [], b"x", deadline=time.monotonic() + 5, max_body=10
-            )
+            post(server.url(scheme="https"), tls=ssl.create_default_context())
     finally:
         server.stop()
