@@ -31,6 +31,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from benchmarks.detection_file import resumable_rows  # noqa: E402
 from benchmarks.findings import counterexample_exchanges, first_finding_seconds  # noqa: E402
 from fixtures.kill_matrix import KillCase, load  # noqa: E402
 from tests.suite_runner import run_suite  # noqa: E402
@@ -100,18 +101,6 @@ def measure(case: KillCase, seeds: list[int], profile: str) -> dict[str, Any]:
     }
 
 
-def _load(out: Path, profile: str, seeds: list[int]) -> dict[str, Any]:
-    """Rows already measured with the same profile and seeds (a resumed or split measurement)."""
-    try:
-        earlier = json.loads(out.read_text())
-    except (OSError, ValueError):
-        return {}
-    if earlier.get("profile") != profile or earlier.get("seeds") != seeds:
-        return {}
-    rows: dict[str, Any] = earlier.get("targets", {})
-    return rows
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -129,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     matrix = load(args.matrix) if args.matrix else load()
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
-    rows = {} if args.fresh else _load(args.out, args.profile, seeds)
+    rows = {} if args.fresh else resumable_rows(args.out, args.profile, seeds)
     chosen = [c for c in (args.case or sorted(matrix)) if c not in rows or args.case]
     started = dt.datetime.now(dt.UTC)
     lock = threading.Lock()

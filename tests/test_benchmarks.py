@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from benchmarks import throughput
+from benchmarks.detection_file import resumable_rows
 from benchmarks.findings import counterexample_exchanges, first_finding_seconds
 from benchmarks.run import detection_summary
 from benchmarks.verdict_time import _status_kb, _tree
@@ -72,3 +73,16 @@ def test_detection_summary_reads_detection_rate_output(tmp_path: Path) -> None:
     assert summary["cases"]["a"]["counterexample_median_exchanges"] == 2
     assert summary["all_detected"] is False
     assert summary["cases_without_timing"] == ["b"]
+    newer = {"date": "2026-11-23", "profile": "quick", "targets": {"b": timed}}
+    (tmp_path / "a-newer.json").write_text(json.dumps(newer))
+    both = detection_summary([tmp_path / "a-newer.json", path])
+    assert both["cases"]["b"]["detection_rate"] == 1.0  # the newer file wins, whatever its name
+
+
+def test_detection_measurement_resumes_only_the_same_plan(tmp_path: Path) -> None:
+    out = tmp_path / "detection.json"
+    out.write_text(json.dumps({"profile": "quick", "seeds": [1, 2], "targets": {"a": {}}}))
+    assert resumable_rows(out, "quick", [1, 2]) == {"a": {}}
+    assert resumable_rows(out, "full", [1, 2]) == {}
+    assert resumable_rows(out, "quick", [1, 2, 3]) == {}
+    assert resumable_rows(tmp_path / "missing.json", "quick", [1]) == {}
