@@ -7,8 +7,10 @@ checked byte for byte.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,6 +18,7 @@ from collections.abc import Callable, Iterator
 import pytest
 import trustme
 
+from conformance.drivers import http11
 from conformance.drivers.http11 import (
     ConnectFailure,
     Connection,
@@ -87,6 +90,50 @@ def test_close_delimited_body(scripted: Replies) -> None:
     assert post(url).body == b"until the end"
 
 
+def test_folded_header_field_is_unfolded(scripted: Replies) -> None:
+    url = scripted([b"HTTP/1.1 200 OK\r\nX-A: one\r\n \t two\r\nContent-Length: 0\r\n\r\n"])
+    assert post(url).headers["x-a"] == "one two"
+
+
+def test_reset_inside_close_delimited_body_is_not_a_body() -> None:
+    def handler(conn: socket.socket, stop: threading.Event) -> None:
+        read_http_request(conn)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\npart")
+        time.sleep(0.1)
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        conn.close()  # linger 0: a reset, not a clean close
+
+    with raw_servers() as start:
+        url = start(handler).url()
+        with pytest.raises(PartialResponse) as caught:
+            post(url)
+    assert isinstance(caught.value.cause, DroppedFailure)
+
+
+def test_idle_connection_is_not_reused(scripted: Replies, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(http11, "IDLE_REUSE_SECONDS", 0.05)
+    ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    with raw_servers() as start:
+
+        def handler(conn: socket.socket, stop: threading.Event) -> None:
+            with contextlib.suppress(ConnectionError):
+                while True:
+                    read_http_request(conn)
+                    conn.sendall(ok)
+
+        server = start(handler)
+        origin, target = Origin.of(server.url())
+        connection = Connection(origin, None)
+        try:
+            send(connection, target)
+            send(connection, target)  # at once: the same connection
+            time.sleep(0.2)
+            send(connection, target)  # after idling: a new one
+        finally:
+            connection.close()
+        assert server.accepted == 2
+
+
 def test_repeated_header_fields_are_joined(scripted: Replies) -> None:
     url = scripted([b"HTTP/1.1 200 OK\r\nX-A: 1\r\nx-a: 2\r\nContent-Length: 0\r\n\r\n"])
     assert post(url).headers["x-a"] == "1, 2"
@@ -100,6 +147,11 @@ def test_repeated_header_fields_are_joined(scripted: Replies) -> None:
         pytest.param(b"HTTP/1.1 200 OK\r\nno colon here\r\n\r\n", id="header-without-colon"),
         pytest.param(b"HTTP/1.1 200 OK\r\nContent-Length: 2, 3\r\n\r\nab", id="two-lengths"),
         pytest.param(b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", id="negative-length"),
+        pytest.param(b"HTTP/1.1 200 OK\r\nContent-Length: \xb2\r\n\r\n", id="superscript-length"),
+        pytest.param(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0x2\r\nab\r\n0\r\n\r\n",
+            id="prefixed-chunk-size",
+        ),
         pytest.param(
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", id="bad-chunk-size"
         ),
@@ -119,7 +171,7 @@ def test_malformed_responses_are_protocol_failures(scripted: Replies, reply: byt
 
 
 def test_head_over_the_limit(scripted: Replies) -> None:
-    url = scripted([b"HTTP/1.1 200 OK\r\nX-Pad: " + b"a" * (70 * 1024) + b"\r\n\r\n"])
+    url = scripted([b"HTTP/1.1 200 OK\r\nX-Pad: " + b"a" * (110 * 1024) + b"\r\n\r\n"])
     with pytest.raises(OversizeFailure):
         post(url)
 
@@ -259,3 +311,11 @@ def test_tls_untrusted_certificate_is_a_connect_failure(authority: trustme.CA) -
             post(server.url(scheme="https"), tls=ssl.create_default_context())
     finally:
         server.stop()
+
+
+def test_invalid_request_target_is_refused() -> None:
+    origin, _ = Origin.of("http://127.0.0.1:9/v1/opamp")
+    with pytest.raises(RequestError):
+        Connection(origin, None).request(
+            "GET", "/a b", [], b"", deadline=time.monotonic() + 1, max_body=10
+        )

@@ -176,7 +176,9 @@ def _pieces(body: bytes) -> list[bytes]:
 @functools.cache
 def _tls_context() -> ssl.SSLContext:
     """One TLS context for every driver: building one costs tens of milliseconds."""
-    return ssl.create_default_context()
+    context = ssl.create_default_context()
+    context.set_alpn_protocols(["http/1.1"])
+    return context
 
 
 def _header(headers: Mapping[str, str], name: str) -> str:

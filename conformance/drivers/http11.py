@@ -22,16 +22,23 @@ import ssl
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
-#: Longest response head (status line and header fields) accepted.
-MAX_HEAD_BYTES = 64 * 1024
+#: Longest response head (status line and header fields) accepted, as httpcore's.
+MAX_HEAD_BYTES = 100 * 1024
 #: Longest chunk-size line accepted (size, extensions and CRLF).
 MAX_CHUNK_LINE = 4096
+#: A connection idle longer than this is not reused: the server may be closing it.
+IDLE_REUSE_SECONDS = 2.0
 _READ = 65536
+_LENGTH = re.compile(rb"[0-9]{1,18}")
+_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
+_TARGET = re.compile(r"[^\x00-\x20\x7f]+")
 _STATUS = re.compile(rb"HTTP/(\d)\.(\d) (\d{3})(?: [^\r\n]*)?")
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_BLANK = " \t"
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
 
 
@@ -113,11 +120,12 @@ class Connection:
         self.origin = origin
         self.tls = tls
         self._sock: socket.socket | None = None
-        self._buffer = b""
+        self._buffer = bytearray()
+        self._idle_since = 0.0
 
     def close(self) -> None:
         sock, self._sock = self._sock, None
-        self._buffer = b""
+        self._buffer = bytearray()
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.close()
@@ -141,15 +149,21 @@ class Connection:
         except BaseException:
             self.close()
             raise
-        if not response.reusable:
+        if response.reusable:
+            self._idle_since = time.monotonic()
+        else:
             self.close()
         return response
 
     # -- connection ------------------------------------------------------------
 
     def _usable(self, deadline: float) -> socket.socket:
-        """The open socket, unless the server closed it (or wrote) while it was idle."""
-        if self._sock is not None and (self._buffer or not _idle_and_open(self._sock)):
+        """The open socket, unless it idled long, or the server closed it (or wrote) meanwhile."""
+        if self._sock is not None and (
+            self._buffer
+            or time.monotonic() - self._idle_since > IDLE_REUSE_SECONDS
+            or not _idle_and_open(self._sock)
+        ):
             self.close()
         if self._sock is None:
             self._sock = self._connect(deadline)
@@ -158,11 +172,10 @@ class Connection:
     def _connect(self, deadline: float) -> socket.socket:
         origin = self.origin
         try:
-            sock = socket.create_connection((origin.host, origin.port), timeout=_left(deadline))
-        except TimeoutError as exc:
-            raise DeadlineFailure(f"connect timed out: {exc}") from exc
+            addresses = socket.getaddrinfo(origin.host, origin.port, type=socket.SOCK_STREAM)
         except OSError as exc:
-            raise ConnectFailure(str(exc) or type(exc).__name__) from exc
+            raise ConnectFailure(f"cannot resolve {origin.host}: {exc}") from exc
+        sock = _first_connected(addresses, deadline)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if origin.scheme != "https":
             return sock
@@ -203,8 +216,8 @@ class Connection:
 
     # -- receiving -------------------------------------------------------------
 
-    def _fill(self, sock: socket.socket, deadline: float, what: str) -> None:
-        """Append the next bytes the peer sends to the buffer."""
+    def _fill(self, sock: socket.socket, deadline: float, what: str, *, eof: bool = False) -> bool:
+        """Append the next bytes the peer sends to the buffer; False at a clean close if ``eof``."""
         left = deadline - time.monotonic()
         if left <= 0:
             raise DeadlineFailure(f"no complete {what} before the deadline")
@@ -216,8 +229,11 @@ class Connection:
         except OSError as exc:
             raise DroppedFailure(f"{type(exc).__name__} while reading the {what}: {exc}") from exc
         if not data:
+            if eof:
+                return False
             raise DroppedFailure(f"connection closed before the {what} was complete")
         self._buffer += data
+        return True
 
     def _receive(
         self,
@@ -257,7 +273,8 @@ class Connection:
             self._fill(sock, deadline, "response head")
         if found.start() > MAX_HEAD_BYTES:
             raise OversizeFailure(f"response head over {MAX_HEAD_BYTES} bytes")
-        raw, self._buffer = self._buffer[: found.start()], self._buffer[found.end() :]
+        raw = bytes(self._buffer[: found.start()])
+        del self._buffer[: found.end()]
         lines = raw.split(b"\n")
         status_line = lines[0].rstrip(b"\r")
         matched = _STATUS.fullmatch(status_line)
@@ -265,8 +282,13 @@ class Connection:
             raise ProtocolFailure(f"not an HTTP/1.x status line: {status_line[:80]!r}")
         version = (int(matched.group(1)), int(matched.group(2)))
         headers: dict[str, str] = {}
+        key = ""
         for line in lines[1:]:
             text = line.rstrip(b"\r").decode("latin-1")
+            if text[:1] in (" ", "\t") and key:  # obs-fold: continues the field above
+                folded = text.strip(_BLANK)
+                headers[key] = f"{headers[key]} {folded}" if headers[key] else folded
+                continue
             name, colon, value = text.partition(":")
             if not colon or not _TOKEN.fullmatch(name):
                 raise ProtocolFailure(f"malformed header field: {text[:80]!r}")
@@ -293,37 +315,39 @@ class Connection:
             return self._read_to_close(sock, deadline, limit), False
         if "content-length" in headers:
             values = {v.strip() for v in headers["content-length"].split(",")}
-            if len(values) != 1 or not (size_text := values.pop()).isdigit():
+            size_text = values.pop().encode("latin-1") if len(values) == 1 else b""
+            if not _LENGTH.fullmatch(size_text):
                 raise ProtocolFailure(f"bad Content-Length: {headers['content-length'][:80]!r}")
             size = int(size_text)
             if size > limit:
                 raise OversizeFailure(f"Content-Length {size} is over the limit of {limit} bytes")
             while len(self._buffer) < size:
                 self._fill(sock, deadline, "response body")
-            body, self._buffer = self._buffer[:size], self._buffer[size:]
+            body = bytes(self._buffer[:size])
+            del self._buffer[:size]
             return body, True
         return self._read_to_close(sock, deadline, limit), False
 
     def _read_to_close(self, sock: socket.socket, deadline: float, limit: int) -> bytes:
+        # Only a clean close ends such a body: a reset means it was cut short.
         while True:
             if len(self._buffer) > limit:
                 raise OversizeFailure(f"more than {limit} bytes on the wire")
-            try:
-                self._fill(sock, deadline, "response body")
-            except DroppedFailure:
-                body, self._buffer = self._buffer, b""
-                return body
+            if not self._fill(sock, deadline, "response body", eof=True):
+                break
+        body = bytes(self._buffer)
+        self._buffer.clear()
+        return body
 
     def _read_chunked(self, sock: socket.socket, deadline: float, limit: int) -> bytes:
         pieces: list[bytes] = []
         total = 0
         while True:
             line = self._read_line(sock, deadline, "chunk size")
-            size_text = line.split(b";", 1)[0].strip()
-            try:
-                size = int(size_text, 16)
-            except ValueError:
-                raise ProtocolFailure(f"bad chunk size line: {line[:80]!r}") from None
+            size_text = line.split(b";", 1)[0].strip(b" \t")
+            if not _CHUNK_SIZE.fullmatch(size_text):
+                raise ProtocolFailure(f"bad chunk size line: {line[:80]!r}")
+            size = int(size_text, 16)
             if size == 0:
                 while self._read_line(sock, deadline, "trailer"):
                     pass  # trailer fields are not used
@@ -335,15 +359,16 @@ class Connection:
                 self._fill(sock, deadline, "response body")
             if self._buffer[size : size + 2] != b"\r\n":
                 raise ProtocolFailure("chunk data not followed by CRLF")
-            pieces.append(self._buffer[:size])
-            self._buffer = self._buffer[size + 2 :]
+            pieces.append(bytes(self._buffer[:size]))
+            del self._buffer[: size + 2]
 
     def _read_line(self, sock: socket.socket, deadline: float, what: str) -> bytes:
         while (end := self._buffer.find(b"\n")) < 0:
             if len(self._buffer) > MAX_CHUNK_LINE:
                 raise ProtocolFailure(f"{what} line over {MAX_CHUNK_LINE} bytes")
             self._fill(sock, deadline, what)
-        line, self._buffer = self._buffer[:end].rstrip(b"\r"), self._buffer[end + 1 :]
+        line = bytes(self._buffer[:end]).rstrip(b"\r")
+        del self._buffer[: end + 1]
         return line
 
 
@@ -371,6 +396,31 @@ def _idle_and_open(sock: socket.socket) -> bool:
     return False
 
 
+def _first_connected(
+    addresses: list[tuple[Any, Any, Any, Any, Any]], deadline: float
+) -> socket.socket:
+    """A socket connected to the first address that accepts, each tried within the deadline."""
+    failure: OSError | None = None
+    for family, kind, proto, _, address in addresses:
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.settimeout(_left(deadline))
+            sock.connect(address)
+        except TimeoutError as exc:
+            sock.close()
+            raise DeadlineFailure(f"connect timed out: {exc}") from exc
+        except OSError as exc:
+            sock.close()
+            failure = exc
+            continue
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+    detail = (str(failure) or type(failure).__name__) if failure else "no address"
+    raise ConnectFailure(detail)
+
+
 def _left(deadline: float) -> float:
     """Seconds until ``deadline``; a deadline already passed fails at once."""
     left = deadline - time.monotonic()
@@ -389,6 +439,8 @@ def _request_head(
     """The request line and header fields; refuses what is not valid HTTP."""
     if not _TOKEN.fullmatch(method):
         raise RequestError(f"invalid method {method!r}")
+    if not _TARGET.fullmatch(target):
+        raise RequestError(f"invalid request target {target!r}")
     names = {name.lower() for name, _ in headers}
     lines = [f"{method} {target} HTTP/1.1"]
     if "host" not in names:
@@ -400,7 +452,7 @@ def _request_head(
             raise RequestError(f"invalid value for header {name!r}")
         lines.append(f"{name}: {value}")
     if isinstance(body, bytes):
-        if "content-length" not in names and (body or method not in ("GET", "HEAD")):
+        if "content-length" not in names and (body or method in ("POST", "PUT", "PATCH")):
             lines.append(f"Content-Length: {len(body)}")
     elif "transfer-encoding" not in names:
         lines.append("Transfer-Encoding: chunked")
