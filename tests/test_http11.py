@@ -319,3 +319,27 @@ def test_invalid_request_target_is_refused() -> None:
         Connection(origin, None).request(
             "GET", "/a b", [], b"", deadline=time.monotonic() + 1, max_body=10
         )
+
+
+@pytest.mark.parametrize("then_close", [False, True], ids=["stays-open", "closes"])
+def test_answer_before_the_body_is_read(then_close: bool) -> None:
+    """A server may refuse a large body from its headers alone (a 413) and never read it."""
+
+    def handler(conn: socket.socket, stop: threading.Event) -> None:
+        received = b""
+        while b"\r\n\r\n" not in received:
+            received += conn.recv(65536)
+        conn.sendall(b"HTTP/1.1 413 Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+        if then_close:
+            conn.close()
+        else:
+            stop.wait(5)
+
+    with raw_servers() as start:
+        origin, target = Origin.of(start(handler).url())
+        started = time.monotonic()
+        response = Connection(origin, None).request(
+            "POST", target, [], bytes(32 << 20), deadline=started + 10, max_body=10
+        )
+    assert response.status == 413
+    assert time.monotonic() - started < 5

@@ -194,13 +194,17 @@ class Connection:
 
     def _send(
         self, sock: socket.socket, head: bytes, body: bytes | Iterable[bytes], deadline: float
-    ) -> BaseException | None:
-        """Write the request; a write error is returned, since a response may still be readable."""
+    ) -> str | None:
+        """Write the request, or say why not all of it was written.
+
+        A write error is not raised: the answer may be readable all the same.
+        A server may also answer before it has read the whole body (a 413 for
+        a Content-Length over its limit): sending stops there, and the answer
+        is read instead of waiting on a body nobody reads.
+        """
         try:
             if isinstance(body, bytes):
-                sock.settimeout(_left(deadline))
-                sock.sendall(head + body)
-                return None
+                return self._send_watching(sock, memoryview(head + body), deadline)
             sock.settimeout(_left(deadline))
             sock.sendall(head)
             for piece in body:
@@ -211,8 +215,32 @@ class Connection:
         except TimeoutError as exc:
             raise DeadlineFailure(f"request still being sent: {exc}") from exc
         except OSError as exc:
-            return exc
+            return f"{type(exc).__name__} while sending: {exc}"
         return None
+
+    def _send_watching(self, sock: socket.socket, data: memoryview, deadline: float) -> str | None:
+        sock.settimeout(_left(deadline))
+        data = data[sock.send(data) :]  # a small request goes in one call
+        while data:
+            readable, writable = _wait(sock, _left(deadline))
+            if readable and self._early_answer(sock):
+                return f"the server answered after {len(data)} bytes were still unsent"
+            if writable:
+                sock.settimeout(_left(deadline))
+                data = data[sock.send(data[:_READ]) :]
+            elif not readable:
+                raise DeadlineFailure("request still being sent")
+        return None
+
+    def _early_answer(self, sock: socket.socket) -> bool:
+        """Whether the peer wrote (or closed) while the request was being sent."""
+        if not isinstance(sock, ssl.SSLSocket):
+            return True
+        data = _read_now(sock)
+        if data is None:
+            return False  # a TLS record with no data (a session ticket)
+        self._buffer += data
+        return True
 
     # -- receiving -------------------------------------------------------------
 
@@ -241,16 +269,14 @@ class Connection:
         method: str,
         deadline: float,
         max_body: int,
-        send_error: BaseException | None,
+        unsent: str | None,
     ) -> Response:
         while True:
             try:
                 status, version, headers = self._read_head(sock, deadline)
             except DroppedFailure as exc:
-                if send_error is not None:
-                    raise DroppedFailure(
-                        f"{type(send_error).__name__} while sending: {send_error}"
-                    ) from exc
+                if unsent is not None:
+                    raise DroppedFailure(unsent) from exc
                 raise
             if 100 <= status < 200 and status != 101:
                 continue  # interim response: the final one follows
@@ -261,7 +287,7 @@ class Connection:
             raise PartialResponse(exc, status, headers) from exc
         connection = {t.strip().lower() for t in headers.get("connection", "").split(",")}
         keep = "keep-alive" in connection if version == (1, 0) else "close" not in connection
-        reusable = keep and delimited and send_error is None and not self._buffer
+        reusable = keep and delimited and unsent is None and not self._buffer
         return Response(status, headers, body, reusable)
 
     def _read_head(
@@ -372,28 +398,40 @@ class Connection:
         return line
 
 
-def _idle_and_open(sock: socket.socket) -> bool:
-    """Whether an idle connection can carry a request: nothing to read, or only TLS records."""
+def _wait(sock: socket.socket, seconds: float) -> tuple[bool, bool]:
+    """Wait until ``sock`` is readable or writable: (readable, writable)."""
     if hasattr(select, "poll"):
         poller = select.poll()
-        poller.register(sock, select.POLLIN)
-        readable = bool(poller.poll(0))
-    else:
-        readable = bool(select.select([sock], [], [], 0)[0])
-    if not readable:
+        poller.register(sock, select.POLLIN | select.POLLOUT)
+        events = 0
+        for _, mask in poller.poll(max(0, int(seconds * 1000))):
+            events |= mask
+        return bool(events & (select.POLLIN | select.POLLHUP | select.POLLERR)), bool(
+            events & select.POLLOUT
+        )
+    readable, writable, _ = select.select([sock], [sock], [], seconds)
+    return bool(readable), bool(writable)
+
+
+def _idle_and_open(sock: socket.socket) -> bool:
+    """Whether an idle connection can carry a request: nothing to read, or only TLS records."""
+    if not _wait(sock, 0)[0]:
         return True
-    if not isinstance(sock, ssl.SSLSocket):
-        return False  # the peer closed it, or wrote out of turn
+    # A plain socket is closed, or the peer wrote out of turn; TLS may just be a record.
+    return isinstance(sock, ssl.SSLSocket) and _read_now(sock) is None
+
+
+def _read_now(sock: socket.socket) -> bytes | None:
+    """What can be read without waiting; None if a TLS record carried no data, b"" if closed."""
     sock.setblocking(False)
     try:
-        sock.recv(1)
+        return sock.recv(_READ)
     except ssl.SSLWantReadError:
-        return True  # a TLS record with no data (a session ticket): still usable
+        return None
     except OSError:
-        return False
+        return b""
     finally:
         sock.setblocking(True)
-    return False
 
 
 def _first_connected(
