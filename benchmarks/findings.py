@@ -14,9 +14,11 @@ from typing import Any
 
 from conformance.catalogue import CATALOGUE, Level
 
-#: One exchange in a transcript: "#3 ..." (OpAMP exchanges and Fleet calls) or
-#: "t=+  1.234s enroll ..." (a request an agent made to the mock Fleet server).
-_EXCHANGE = re.compile(r"^(#\d+\s|t=\+\s*[\d.]+s (enroll|checkin)\s)")
+#: One exchange in a transcript: "#3 ..." (OpAMP exchanges and Fleet calls),
+#: "t=+  1.234s enroll ..." (a request an agent made to the mock Fleet server) or
+#: "t=+  1.234s http  << seq=..." / "ws#2  << ..." (a message an OpAMP agent sent
+#: to the mock OpAMP server).
+_EXCHANGE = re.compile(r"^(#\d+\s|t=\+\s*[\d.]+s (enroll|checkin|http\s+<<|ws#\d+\s+<<)\s)")
 
 
 def _results(report_dir: Path) -> list[dict[str, Any]]:

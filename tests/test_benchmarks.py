@@ -52,6 +52,18 @@ def test_findings_timing_and_counterexample_length(tmp_path: Path) -> None:
         ]
     }
     assert counterexample_exchanges(report, {"SRV-FS-GAP"}) == 1
+    opamp_agent = "\n".join(
+        [
+            "t=+  0.010s http  << seq=0 uid=0190 [agent_description] -> ack",
+            "t=+  0.020s ws    connect -> 101",
+            "t=+  0.030s ws#1  << seq=1 uid=0190 [health] -> full-state",
+            "t=+  0.040s note  sent SIGTERM to the agent",
+        ]
+    )
+    report["requirements"].append(
+        {"id": "AGT-SEQ", "evidence": [{"verdict": "fail", "evidence": opamp_agent}]}
+    )
+    assert counterexample_exchanges(report, {"AGT-SEQ"}) == 2
     assert counterexample_exchanges(report, {"SRV-REPLY"}) is None
 
 
