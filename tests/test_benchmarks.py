@@ -6,7 +6,7 @@ import json
 import os
 from pathlib import Path
 
-from benchmarks import throughput
+from benchmarks import readme, throughput
 from benchmarks.detection_file import resumable_rows
 from benchmarks.findings import counterexample_exchanges, first_finding_seconds
 from benchmarks.run import detection_summary
@@ -98,3 +98,7 @@ def test_detection_measurement_resumes_only_the_same_plan(tmp_path: Path) -> Non
     assert resumable_rows(out, "full", [1, 2]) == {}
     assert resumable_rows(out, "quick", [1, 2, 3]) == {}
     assert resumable_rows(tmp_path / "missing.json", "quick", [1]) == {}
+
+
+def test_readme_shows_the_committed_figures() -> None:
+    assert readme.main(["--check"]) == 0, "run: python -m benchmarks.readme"
