@@ -96,7 +96,17 @@ def main(argv: list[str] | None = None) -> int:
         help="detection_rate.py output(s) to summarise (default: reports/detection*.json)",
     )
     parser.add_argument("--out", type=Path, default=REPO / "reports" / "bench.json")
+    parser.add_argument(
+        "--detection-only",
+        action="store_true",
+        help="keep the other figures of --out and only re-summarise the detection files",
+    )
     options = parser.parse_args(argv)
+    detection = options.detection or sorted((REPO / "reports").glob("detection*.json"))
+    if options.detection_only:
+        kept = json.loads(options.out.read_text())
+        kept["detection"] = detection_summary([p.resolve() for p in detection])
+        return _write(kept, options.out)
     profiles = (
         ["quick"]
         if options.short
@@ -114,13 +124,17 @@ def main(argv: list[str] | None = None) -> int:
     times = verdict_time.measure(profiles, ["server", "agent"], [1, 2])
     bench["time_to_verdict"] = times
     bench["memory"] = memory_summary(times)
-    detection = options.detection or sorted((REPO / "reports").glob("detection*.json"))
     bench["detection"] = detection_summary([p.resolve() for p in detection])
     bench["finished"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    options.out.parent.mkdir(parents=True, exist_ok=True)
-    options.out.write_text(json.dumps(bench, indent=2) + "\n")
-    print(f"written: {options.out}")
-    if options.out.resolve() == readme.BENCH:
+    return _write(bench, options.out)
+
+
+def _write(bench: dict[str, Any], out: Path) -> int:
+    """Write ``bench.json`` and, when it is the committed one, the README's tables."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(bench, indent=2) + "\n")
+    print(f"written: {out}")
+    if out.resolve() == readme.BENCH:
         readme.main([])
     return 0
 
