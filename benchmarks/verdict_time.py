@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -31,6 +32,8 @@ PARTS = {
     "server": ["--exclude-requirement=FLEET-AGT-*", "--exclude-requirement=AGT-*"],
     "agent": ["--requirement=FLEET-AGT-*", "--requirement=AGT-*"],
 }
+#: Where the report of a measured run that did not pass is kept.
+FAILED_RUNS = Path(tempfile.gettempdir()) / "fleet-conformance-bench-failures"
 #: Bound on one measured run, in seconds.
 RUN_LIMIT = 3 * 3600
 
@@ -92,6 +95,11 @@ def timed_run(profile: str, part: str, jobs: int) -> dict[str, Any]:
         seconds = time.monotonic() - started
         report_path = Path(work) / "reports" / "conformance.json"
         counts = json.loads(report_path.read_text())["counts"] if report_path.exists() else {}
+        if proc.returncode != 0 and report_path.exists():
+            # A run against the reference should pass: keep the evidence of one that did not.
+            FAILED_RUNS.mkdir(parents=True, exist_ok=True)
+            kept = FAILED_RUNS / f"{profile}-{part}-jobs{jobs}-{int(time.time())}.json"
+            shutil.copyfile(report_path, kept)
     return {
         "seconds": round(seconds, 1),
         "exit": proc.returncode,
