@@ -38,6 +38,7 @@ _TARGET = re.compile(r"[^\x00-\x20\x7f]+")
 _STATUS = re.compile(rb"HTTP/(\d)\.(\d) (\d{3})(?: [^\r\n]*)?")
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+#: Optional whitespace around header values (RFC 9110 OWS).
 _BLANK = " \t"
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
 
@@ -318,7 +319,7 @@ class Connection:
             name, colon, value = text.partition(":")
             if not colon or not _TOKEN.fullmatch(name):
                 raise ProtocolFailure(f"malformed header field: {text[:80]!r}")
-            key, value = name.lower(), value.strip(" \t")
+            key, value = name.lower(), value.strip(_BLANK)
             headers[key] = f"{headers[key]}, {value}" if key in headers else value
         return int(matched.group(3)), version, headers
 
@@ -486,7 +487,7 @@ def _request_head(
     for name, value in headers:
         if not _TOKEN.fullmatch(name):
             raise RequestError(f"invalid header name {name!r}")
-        if _BAD_VALUE.search(value) or value != value.strip(" \t"):
+        if _BAD_VALUE.search(value) or value != value.strip(_BLANK):
             raise RequestError(f"invalid value for header {name!r}")
         lines.append(f"{name}: {value}")
     if isinstance(body, bytes):
