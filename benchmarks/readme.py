@@ -108,6 +108,13 @@ def _detection(detection: dict[str, Any]) -> list[str]:
     return _table(header, rows)
 
 
+def _measured_apart(figures: dict[str, Any], option: str) -> str:
+    """Where a group was measured again on its own: its date and the option that did it."""
+    if "date" not in figures:
+        return ""
+    return f"; measured {figures['date'][:10]} with `python -m benchmarks.run {option}`"
+
+
 def render(bench: dict[str, Any]) -> str:
     """The generated block: when and where measured, then one table per group."""
     memory = bench.get("memory", {})
@@ -116,7 +123,9 @@ def render(bench: dict[str, Any]) -> str:
         f" ({bench['machine']}), Python {bench['python']}.",
         "",
         "**Exchange throughput** (exchanges per second, "
-        f"{bench['throughput']['seconds_per_measurement']:g} s per figure):",
+        f"{bench['throughput']['seconds_per_measurement']:g} s per figure"
+        + _measured_apart(bench["throughput"], "--throughput-only")
+        + "):",
         "",
         *_throughput(bench["throughput"]),
         "",

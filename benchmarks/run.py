@@ -9,6 +9,7 @@ suite's peak RSS, from the largest profile measured).
     python -m benchmarks.run                       # quick and full profiles
     python -m benchmarks.run --profile nightly     # add the nightly profile (long)
     python -m benchmarks.run --short               # what CI can afford
+    python -m benchmarks.run --throughput-only     # re-measure throughput, keep the rest
 """
 
 from __future__ import annotations
@@ -101,11 +102,24 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="keep the other figures of --out and only re-summarise the detection files",
     )
+    parser.add_argument(
+        "--throughput-only",
+        action="store_true",
+        help="keep the other figures of --out and only measure throughput again (dated)",
+    )
     options = parser.parse_args(argv)
     detection = options.detection or sorted((REPO / "reports").glob("detection*.json"))
     if options.detection_only:
         kept = json.loads(options.out.read_text())
         kept["detection"] = detection_summary([p.resolve() for p in detection])
+        return _write(kept, options.out)
+    if options.throughput_only:
+        kept = json.loads(options.out.read_text())
+        measured_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        kept["throughput"] = {
+            "date": measured_at,
+            **throughput.measure(1.0 if options.short else 3.0, [1, 2]),
+        }
         return _write(kept, options.out)
     profiles = (
         ["quick"]

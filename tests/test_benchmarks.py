@@ -102,3 +102,12 @@ def test_detection_measurement_resumes_only_the_same_plan(tmp_path: Path) -> Non
 
 def test_readme_shows_the_committed_figures() -> None:
     assert readme.main(["--check"]) == 0, "run: python -m benchmarks.readme"
+
+
+def test_throughput_measured_on_its_own_says_when() -> None:
+    bench = json.loads(readme.BENCH.read_text())
+    bench["throughput"] = {**bench["throughput"], "date": "2030-01-02T03:04:05+00:00"}
+    rendered = readme.render(bench)
+    assert "measured 2030-01-02 with `python -m benchmarks.run --throughput-only`" in rendered
+    del bench["throughput"]["date"]
+    assert "--throughput-only" not in readme.render(bench)
