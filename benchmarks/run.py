@@ -109,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     options = parser.parse_args(argv)
     detection = options.detection or sorted((REPO / "reports").glob("detection*.json"))
+    if (options.detection_only or options.throughput_only) and not options.out.is_file():
+        parser.error(f"{options.out} does not exist: the -only options keep its other figures")
     if options.detection_only:
         kept = json.loads(options.out.read_text())
         kept["detection"] = detection_summary([p.resolve() for p in detection])

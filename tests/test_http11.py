@@ -211,6 +211,29 @@ def test_connection_is_reused_and_reopened_after_close(scripted: Replies) -> Non
     assert bodies == [b"ok"] * 4
 
 
+def test_a_repeated_head_is_handed_out_fresh_each_time(scripted: Replies) -> None:
+    ok = b"HTTP/1.1 200 OK\r\nX-A: 1\r\nContent-Length: 2\r\n\r\nok"
+    url = scripted([ok, ok])
+    origin, target = Origin.of(url)
+    connection = Connection(origin, None)
+    try:
+        first = send(connection, target)
+        first.headers["x-a"] = "changed by the caller"
+        second = send(connection, target)  # the same head, parsed once
+    finally:
+        connection.close()
+    assert second.headers == {"x-a": "1", "content-length": "2"}
+
+
+def test_a_refused_request_head_stays_refused() -> None:
+    origin, target = Origin.of("http://127.0.0.1:9/v1/opamp")
+    for _ in range(2):  # refused heads are not remembered as valid
+        with pytest.raises(RequestError):
+            Connection(origin, None).request(
+                "POST", target, [("Bad Name", "v")], b"", deadline=time.monotonic() + 1, max_body=10
+            )
+
+
 def test_http_1_0_without_keep_alive_is_not_reused(scripted: Replies) -> None:
     url = scripted([b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok"])
     assert not post(url).reusable

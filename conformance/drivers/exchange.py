@@ -76,14 +76,22 @@ class Exchange:
         return line + f" [{self.elapsed * 1000:.0f} ms]"
 
 
-@dataclass(frozen=True)
 class Attempt:
     """An exchange under way: what was sent and when; ``finish`` records the outcome."""
 
-    transport: str
-    sent: AgentToServer | None
-    sent_bytes: int
-    started: float = field(default_factory=time.monotonic)
+    __slots__ = ("sent", "sent_bytes", "started", "transport")
+
+    def __init__(
+        self,
+        transport: str,
+        sent: AgentToServer | None,
+        sent_bytes: int,
+        started: float | None = None,
+    ) -> None:
+        self.transport = transport
+        self.sent = sent
+        self.sent_bytes = sent_bytes
+        self.started = time.monotonic() if started is None else started
 
     def finish(
         self,

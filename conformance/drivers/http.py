@@ -35,6 +35,9 @@ from conformance.wire import (
 
 TRANSPORT = "http"
 USER_AGENT = f"fleet-conformance/{__version__}"
+#: Header combinations a driver remembers before starting over.
+_MERGED_KEPT = 64
+_HeadersKey = tuple[str | None, tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]
 
 
 class HttpDriver(Driver):
@@ -57,6 +60,9 @@ class HttpDriver(Driver):
     ) -> None:
         super().__init__(url, headers, timeout=timeout, max_reply_bytes=max_reply_bytes)
         self._connections: dict[Origin, Connection] = {}
+        #: Merged header fields by content type, driver headers and request headers: a
+        #: run repeats the same few combinations thousands of times.
+        self._merged: dict[_HeadersKey, list[tuple[str, str]]] = {}
 
     def _connection(self, origin: Origin) -> Connection:
         connection = self._connections.get(origin)
@@ -85,7 +91,7 @@ class HttpDriver(Driver):
         body = msg.SerializeToString()
         extra: dict[str, str] = {}
         if uid_header and len(msg.instance_uid) == 16:
-            extra[UID_HEADER] = str(uuid.UUID(bytes=msg.instance_uid))
+            extra[UID_HEADER] = _uid_text(msg.instance_uid)
         if gzip:
             body = gzip_bytes(body)
             extra["Content-Encoding"] = "gzip"
@@ -115,10 +121,7 @@ class HttpDriver(Driver):
         that is a harness error, never the target's.
         """
         limit = self.timeout if timeout is None else timeout
-        merged: dict[str, str] = {"Accept-Encoding": "gzip", "User-Agent": USER_AGENT}
-        if content_type is not None:
-            merged["Content-Type"] = content_type
-        all_headers = _merge(merged, self.headers, headers)
+        all_headers = self._headers(content_type, headers)
         origin, target = Origin.of(url or self.url)
         attempt = Attempt(TRANSPORT, sent, len(body))
         try:
@@ -142,6 +145,27 @@ class HttpDriver(Driver):
                 status=status, headers=resp_headers, raw=raw, reply_bytes=len(raw)
             )
         return _decode_reply(attempt, status, resp_headers, raw, self.max_reply_bytes)
+
+    def _headers(
+        self, content_type: str | None, extra: Mapping[str, str] | None
+    ) -> list[tuple[str, str]]:
+        """Our fields, then the driver's, then the request's (later ones replace earlier)."""
+        key = (content_type, tuple(self.headers), tuple(extra.items()) if extra else ())
+        merged = self._merged.get(key)
+        if merged is None:
+            ours: dict[str, str] = {"Accept-Encoding": "gzip", "User-Agent": USER_AGENT}
+            if content_type is not None:
+                ours["Content-Type"] = content_type
+            merged = _merge(ours, self.headers, extra)
+            if len(self._merged) >= _MERGED_KEPT:
+                self._merged.clear()
+            self._merged[key] = merged
+        return merged
+
+
+@functools.lru_cache(maxsize=1024)
+def _uid_text(uid: bytes) -> str:
+    return str(uuid.UUID(bytes=uid))
 
 
 def _merge(
@@ -182,7 +206,8 @@ def _tls_context() -> ssl.SSLContext:
 
 
 def _header(headers: Mapping[str, str], name: str) -> str:
-    return next((v for k, v in headers.items() if k.lower() == name), "")
+    """A field by its lower-case name (http11 gives lower-case names)."""
+    return headers.get(name, "")
 
 
 def _decode_reply(

@@ -9,12 +9,18 @@ every read, bounds the head and the body, and reports every failure as a
 server to send (status line, header fields, Content-Length, chunked and
 close-delimited bodies, 1xx interim responses); anything else is a
 :class:`ProtocolFailure`, never a guess.
+
+The socket stays non-blocking once connected: an exchange costs four system
+calls (a zero-time poll: is the idle connection still open? a send, a poll
+until the answer comes, a receive), where per-read socket timeouts cost a
+mode switch and another poll on every call.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import math
 import re
 import select
 import socket
@@ -22,7 +28,7 @@ import ssl
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 #: Longest response head (status line and header fields) accepted, as httpcore's.
@@ -32,15 +38,21 @@ MAX_CHUNK_LINE = 4096
 #: A connection idle longer than this is not reused: the server may be closing it.
 IDLE_REUSE_SECONDS = 2.0
 _READ = 65536
-_LENGTH = re.compile(rb"[0-9]{1,18}")
+_LENGTH = re.compile(r"[0-9]{1,18}")
 _CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
 _TARGET = re.compile(r"[^\x00-\x20\x7f]+")
-_STATUS = re.compile(rb"HTTP/(\d)\.(\d) (\d{3})(?: [^\r\n]*)?")
+_STATUS = re.compile(r"HTTP/([0-9])\.([0-9]) ([0-9]{3})(?: [^\r\n]*)?")
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 #: Optional whitespace around header values (RFC 9110 OWS).
 _BLANK = " \t"
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
+#: Request heads longer than this are not cached, and the cache starts over when full;
+#: the same holds for parsed response heads (a server repeats the same few).
+_CACHED_HEAD_BYTES = 4096
+_HEADS_KEPT = 256
+#: A non-blocking call that could not proceed yet (plain or TLS socket).
+_NOT_YET = (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
 
 
 class HttpFailure(Exception):
@@ -93,8 +105,7 @@ class Origin:
         return Origin(parts.scheme, parts.hostname, port, authority), target
 
 
-@dataclass(frozen=True)
-class Response:
+class Response(NamedTuple):
     """A complete response; header names are lower case, repeated fields joined."""
 
     status: int
@@ -123,9 +134,12 @@ class Connection:
         self._sock: socket.socket | None = None
         self._buffer = bytearray()
         self._idle_since = 0.0
+        #: Watches the open socket for input (None where select.poll is missing).
+        self._poller: Any = None
 
     def close(self) -> None:
         sock, self._sock = self._sock, None
+        self._poller = None
         self._buffer = bytearray()
         if sock is not None:
             with contextlib.suppress(OSError):
@@ -163,12 +177,30 @@ class Connection:
         if self._sock is not None and (
             self._buffer
             or time.monotonic() - self._idle_since > IDLE_REUSE_SECONDS
-            or not _idle_and_open(self._sock)
+            or not self._idle_and_open(self._sock)
         ):
             self.close()
         if self._sock is None:
             self._sock = self._connect(deadline)
+            if hasattr(select, "poll"):
+                self._poller = select.poll()
+                self._poller.register(self._sock, select.POLLIN)
         return self._sock
+
+    def _readable(self, sock: socket.socket, seconds: float) -> bool:
+        """Wait up to ``seconds`` until ``sock`` has something to read (or was closed)."""
+        if isinstance(sock, ssl.SSLSocket) and sock.pending():
+            return True  # decrypted bytes already wait in the TLS layer
+        if self._poller is not None:
+            return bool(self._poller.poll(_milliseconds(seconds)))
+        return bool(select.select([sock], [], [], seconds)[0])
+
+    def _idle_and_open(self, sock: socket.socket) -> bool:
+        """Whether an idle connection can carry a request: nothing to read, or only TLS
+        records. Anything else means the peer closed it or wrote out of turn."""
+        if not self._readable(sock, 0):
+            return True
+        return isinstance(sock, ssl.SSLSocket) and not sock.pending() and _read_now(sock) is None
 
     def _connect(self, deadline: float) -> socket.socket:
         origin = self.origin
@@ -179,11 +211,14 @@ class Connection:
         sock = _first_connected(addresses, deadline)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if origin.scheme != "https":
+            sock.setblocking(False)
             return sock
         assert self.tls is not None
         try:
             sock.settimeout(_left(deadline))
-            return self.tls.wrap_socket(sock, server_hostname=origin.host)
+            tls = self.tls.wrap_socket(sock, server_hostname=origin.host)
+            tls.setblocking(False)
+            return tls
         except TimeoutError as exc:
             sock.close()
             raise DeadlineFailure(f"TLS handshake timed out: {exc}") from exc
@@ -206,31 +241,24 @@ class Connection:
         try:
             if isinstance(body, bytes):
                 return self._send_watching(sock, memoryview(head + body), deadline)
-            sock.settimeout(_left(deadline))
-            sock.sendall(head)
-            for piece in body:
-                sock.settimeout(_left(deadline))
-                sock.sendall(b"%x\r\n%s\r\n" % (len(piece), piece))
-            sock.settimeout(_left(deadline))
-            sock.sendall(b"0\r\n\r\n")
-        except TimeoutError as exc:
-            raise DeadlineFailure(f"request still being sent: {exc}") from exc
+            pieces = [b"%x\r\n%s\r\n" % (len(piece), piece) for piece in body]
+            for data in (head, *pieces, b"0\r\n\r\n"):
+                if unsent := self._send_watching(sock, memoryview(data), deadline):
+                    return unsent
         except OSError as exc:
             return f"{type(exc).__name__} while sending: {exc}"
         return None
 
     def _send_watching(self, sock: socket.socket, data: memoryview, deadline: float) -> str | None:
-        sock.settimeout(_left(deadline))
-        data = data[sock.send(data) :]  # a small request goes in one call
         while data:
-            readable, writable = _wait(sock, _left(deadline))
+            try:
+                data = data[sock.send(data) :]  # a small request goes in one call
+                continue
+            except _NOT_YET:
+                pass
+            readable = _wait(sock, _time_left(deadline, "request still being sent"))[0]
             if readable and self._early_answer(sock):
                 return f"the server answered after {len(data)} bytes were still unsent"
-            if writable:
-                sock.settimeout(_left(deadline))
-                data = data[sock.send(data[:_READ]) :]
-            elif not readable:
-                raise DeadlineFailure("request still being sent")
         return None
 
     def _early_answer(self, sock: socket.socket) -> bool:
@@ -247,16 +275,21 @@ class Connection:
 
     def _fill(self, sock: socket.socket, deadline: float, what: str, *, eof: bool = False) -> bool:
         """Append the next bytes the peer sends to the buffer; False at a clean close if ``eof``."""
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise DeadlineFailure(f"no complete {what} before the deadline")
-        sock.settimeout(left)
-        try:
-            data = sock.recv(_READ)
-        except TimeoutError as exc:
-            raise DeadlineFailure(f"no complete {what} before the deadline") from exc
-        except OSError as exc:
-            raise DroppedFailure(f"{type(exc).__name__} while reading the {what}: {exc}") from exc
+        while True:
+            left = _time_left(deadline, f"no complete {what} before the deadline")
+            if not self._readable(sock, left):
+                continue  # the deadline is checked again first
+            try:
+                data = sock.recv(_READ)
+                break
+            except ssl.SSLWantWriteError:
+                _wait(sock, left)  # TLS needs to write first (renegotiation)
+            except _NOT_YET:
+                pass  # a TLS record without data, or a spurious wake-up
+            except OSError as exc:
+                raise DroppedFailure(
+                    f"{type(exc).__name__} while reading the {what}: {exc}"
+                ) from exc
         if not data:
             if eof:
                 return False
@@ -286,7 +319,8 @@ class Connection:
             body, delimited = self._read_body(sock, method, status, headers, deadline, max_body)
         except HttpFailure as exc:
             raise PartialResponse(exc, status, headers) from exc
-        connection = {t.strip().lower() for t in headers.get("connection", "").split(",")}
+        field = headers.get("connection")
+        connection = {t.strip().lower() for t in field.split(",")} if field else set()
         keep = "keep-alive" in connection if version == (1, 0) else "close" not in connection
         reusable = keep and delimited and unsent is None and not self._buffer
         return Response(status, headers, body, reusable)
@@ -302,26 +336,15 @@ class Connection:
             raise OversizeFailure(f"response head over {MAX_HEAD_BYTES} bytes")
         raw = bytes(self._buffer[: found.start()])
         del self._buffer[: found.end()]
-        lines = raw.split(b"\n")
-        status_line = lines[0].rstrip(b"\r")
-        matched = _STATUS.fullmatch(status_line)
-        if matched is None:
-            raise ProtocolFailure(f"not an HTTP/1.x status line: {status_line[:80]!r}")
-        version = (int(matched.group(1)), int(matched.group(2)))
-        headers: dict[str, str] = {}
-        key = ""
-        for line in lines[1:]:
-            text = line.rstrip(b"\r").decode("latin-1")
-            if text[:1] in (" ", "\t") and key:  # obs-fold: continues the field above
-                folded = text.strip(_BLANK)
-                headers[key] = f"{headers[key]} {folded}" if headers[key] else folded
-                continue
-            name, colon, value = text.partition(":")
-            if not colon or not _TOKEN.fullmatch(name):
-                raise ProtocolFailure(f"malformed header field: {text[:80]!r}")
-            key, value = name.lower(), value.strip(_BLANK)
-            headers[key] = f"{headers[key]}, {value}" if key in headers else value
-        return int(matched.group(3)), version, headers
+        parsed = _PARSED_HEADS.get(raw)
+        if parsed is None:
+            parsed = _parse_head(raw)
+            if len(raw) <= _CACHED_HEAD_BYTES:
+                if len(_PARSED_HEADS) >= _HEADS_KEPT:
+                    _PARSED_HEADS.clear()
+                _PARSED_HEADS[raw] = parsed
+        status, version, headers = parsed
+        return status, version, dict(headers)  # the caller may keep and change it
 
     def _read_body(
         self,
@@ -341,11 +364,7 @@ class Connection:
                 return self._read_chunked(sock, deadline, limit), True
             return self._read_to_close(sock, deadline, limit), False
         if "content-length" in headers:
-            values = {v.strip() for v in headers["content-length"].split(",")}
-            size_text = values.pop().encode("latin-1") if len(values) == 1 else b""
-            if not _LENGTH.fullmatch(size_text):
-                raise ProtocolFailure(f"bad Content-Length: {headers['content-length'][:80]!r}")
-            size = int(size_text)
+            size = _content_length(headers["content-length"])
             if size > limit:
                 raise OversizeFailure(f"Content-Length {size} is over the limit of {limit} bytes")
             while len(self._buffer) < size:
@@ -399,13 +418,18 @@ class Connection:
         return line
 
 
+def _milliseconds(seconds: float) -> int:
+    # Rounded up: a wait rounded down to 0 ms would spin until the deadline.
+    return max(0, math.ceil(seconds * 1000))
+
+
 def _wait(sock: socket.socket, seconds: float) -> tuple[bool, bool]:
     """Wait until ``sock`` is readable or writable: (readable, writable)."""
     if hasattr(select, "poll"):
         poller = select.poll()
         poller.register(sock, select.POLLIN | select.POLLOUT)
         events = 0
-        for _, mask in poller.poll(max(0, int(seconds * 1000))):
+        for _, mask in poller.poll(_milliseconds(seconds)):
             events |= mask
         return bool(events & (select.POLLIN | select.POLLHUP | select.POLLERR)), bool(
             events & select.POLLOUT
@@ -414,25 +438,50 @@ def _wait(sock: socket.socket, seconds: float) -> tuple[bool, bool]:
     return bool(readable), bool(writable)
 
 
-def _idle_and_open(sock: socket.socket) -> bool:
-    """Whether an idle connection can carry a request: nothing to read, or only TLS records."""
-    if not _wait(sock, 0)[0]:
-        return True
-    # A plain socket is closed, or the peer wrote out of turn; TLS may just be a record.
-    return isinstance(sock, ssl.SSLSocket) and _read_now(sock) is None
+def _parse_head(raw: bytes) -> tuple[int, tuple[int, int], dict[str, str]]:
+    """Status, version and fields of a response head (without its blank line)."""
+    lines = raw.decode("latin-1").split("\n")
+    status_line = lines[0].rstrip("\r")
+    matched = _STATUS.fullmatch(status_line)
+    if matched is None:
+        raw_line = status_line.encode("latin-1")
+        raise ProtocolFailure(f"not an HTTP/1.x status line: {raw_line[:80]!r}")
+    version = (int(matched.group(1)), int(matched.group(2)))
+    headers: dict[str, str] = {}
+    key = ""
+    for line in lines[1:]:
+        text = line.rstrip("\r")
+        if text[:1] in (" ", "\t") and key:  # obs-fold: continues the field above
+            folded = text.strip(_BLANK)
+            headers[key] = f"{headers[key]} {folded}" if headers[key] else folded
+            continue
+        name, colon, value = text.partition(":")
+        if not colon or not _TOKEN.fullmatch(name):
+            raise ProtocolFailure(f"malformed header field: {text[:80]!r}")
+        key, value = name.lower(), value.strip(_BLANK)
+        headers[key] = f"{headers[key]}, {value}" if key in headers else value
+    return int(matched.group(3)), version, headers
+
+
+def _content_length(field: str) -> int:
+    """The body size a Content-Length field gives: digits, or the same digits repeated."""
+    if field.isascii() and field.isdigit() and len(field) <= 18:
+        return int(field)  # the usual case, without the careful path
+    values = {v.strip(_BLANK) for v in field.split(",")}
+    text = values.pop() if len(values) == 1 else ""
+    if not _LENGTH.fullmatch(text):
+        raise ProtocolFailure(f"bad Content-Length: {field[:80]!r}")
+    return int(text)
 
 
 def _read_now(sock: socket.socket) -> bytes | None:
-    """What can be read without waiting; None if a TLS record carried no data, b"" if closed."""
-    sock.setblocking(False)
+    """What a non-blocking socket has now; None if a TLS record carried no data, b"" if closed."""
     try:
         return sock.recv(_READ)
-    except ssl.SSLWantReadError:
+    except _NOT_YET:
         return None
     except OSError:
         return b""
-    finally:
-        sock.setblocking(True)
 
 
 def _first_connected(
@@ -462,9 +511,13 @@ def _first_connected(
 
 def _left(deadline: float) -> float:
     """Seconds until ``deadline``; a deadline already passed fails at once."""
+    return _time_left(deadline, "deadline passed")
+
+
+def _time_left(deadline: float, failure: str) -> float:
     left = deadline - time.monotonic()
     if left <= 0:
-        raise DeadlineFailure("deadline passed")
+        raise DeadlineFailure(failure)
     return left
 
 
@@ -476,11 +529,32 @@ def _request_head(
     body: bytes | Iterable[bytes],
 ) -> bytes:
     """The request line and header fields; refuses what is not valid HTTP."""
+    key = (method, target, authority, tuple(headers))
+    cached = _HEADS.get(key)
+    if cached is None:
+        cached = _head_start(*key)
+        if len(_HEADS) >= _HEADS_KEPT:
+            _HEADS.clear()
+        if len(cached[0]) <= _CACHED_HEAD_BYTES:
+            _HEADS[key] = cached
+    start, names = cached
+    if isinstance(body, bytes):
+        if "content-length" not in names and (body or method in ("POST", "PUT", "PATCH")):
+            return start + b"Content-Length: %d\r\n\r\n" % len(body)
+    elif "transfer-encoding" not in names:
+        return start + b"Transfer-Encoding: chunked\r\n\r\n"
+    return start + b"\r\n"
+
+
+def _head_start(
+    method: str, target: str, authority: str, headers: tuple[tuple[str, str], ...]
+) -> tuple[bytes, frozenset[str]]:
+    """The validated request line and fields (each ending in CRLF) and the field names."""
     if not _TOKEN.fullmatch(method):
         raise RequestError(f"invalid method {method!r}")
     if not _TARGET.fullmatch(target):
         raise RequestError(f"invalid request target {target!r}")
-    names = {name.lower() for name, _ in headers}
+    names = frozenset(name.lower() for name, _ in headers)
     lines = [f"{method} {target} HTTP/1.1"]
     if "host" not in names:
         lines.append(f"Host: {authority}")
@@ -490,9 +564,10 @@ def _request_head(
         if _BAD_VALUE.search(value) or value != value.strip(_BLANK):
             raise RequestError(f"invalid value for header {name!r}")
         lines.append(f"{name}: {value}")
-    if isinstance(body, bytes):
-        if "content-length" not in names and (body or method in ("POST", "PUT", "PATCH")):
-            lines.append(f"Content-Length: {len(body)}")
-    elif "transfer-encoding" not in names:
-        lines.append("Transfer-Encoding: chunked")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    return ("\r\n".join(lines) + "\r\n").encode("latin-1"), names
+
+
+#: Validated request heads by request line and fields: validating is most of building one.
+_HEADS: dict[tuple[str, str, str, tuple[tuple[str, str], ...]], tuple[bytes, frozenset[str]]] = {}
+#: Parsed response heads by their bytes.
+_PARSED_HEADS: dict[bytes, tuple[int, tuple[int, int], dict[str, str]]] = {}
