@@ -117,8 +117,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     matrix = load(args.matrix) if args.matrix else load()
+    unknown = sorted(set(args.case or ()) - set(matrix))
+    if unknown:
+        parser.error(f"not kill-matrix cases: {', '.join(unknown)}")
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     rows = {} if args.fresh else resumable_rows(args.out, args.profile, seeds)
+    rows = {name: row for name, row in rows.items() if name in matrix}  # cases since removed
     chosen = [c for c in (args.case or sorted(matrix)) if c not in rows or args.case]
     started = dt.datetime.now(dt.UTC)
     lock = threading.Lock()

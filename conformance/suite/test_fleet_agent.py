@@ -79,6 +79,19 @@ def observe_until(sc: Scenario, endpoint: str, count: int, stop_early: bool = Tr
     return sc.times(endpoint)
 
 
+NOT_JUDGED = (
+    "not judged: the agent did not reach {what} within --agent-window ({window:g} s);"
+    " its check-in backoff needs a longer window (the full or nightly profile)"
+)
+
+
+#: The tests below are in the order of how soon each reaches a verdict, so that a
+#: defect surfaces early: the enrolment and check-in 401 rules, jitter, the failon
+#: parameter, then the liveness and transient-fault properties, which launch the
+#: agent once per example. pytest-xdist hands a worker consecutive tests in chunks,
+#: so with ``-n`` they mostly still run in this order on one worker.
+
+
 @pytest.mark.requirement("FLEET-AGT-ENROLL-401")
 def test_permanent_401_enrolment_is_not_retried_in_a_tight_loop(agent_setup: AgentSetup) -> None:
     timing = agent_setup.timing
@@ -103,6 +116,162 @@ def test_permanent_401_enrolment_is_not_retried_in_a_tight_loop(agent_setup: Age
                 f" (3 x floor {timing.floor:g} s or half the cap {timing.cap:g} s, less tolerance)",
                 sc.transcript(),
             )
+
+
+#: Consecutive 401 check-ins observed before the rule is considered judged; Elastic
+#: Agent changes behaviour after the 7th.
+CHECKIN_401_COUNT = 8
+
+
+@pytest.mark.requirement("FLEET-AGT-CHECKIN-401")
+def test_checkin_401_is_never_reported_healthy(
+    agent_setup: AgentSetup, observe: Callable[[str], None]
+) -> None:
+    settle = agent_setup.settle
+    with running_agent(agent_setup, monitoring=True, checkin=[OK], checkin_then=UNAUTHORIZED) as sc:
+        deadline = sc.started + agent_setup.window
+        judged_after = 0
+        while time.monotonic() < deadline and sc.agent.running():
+            refused = [a for a in sc.mock.arrivals("checkin") if a.fault == UNAUTHORIZED]
+            # Repeated 401s: judged from the second one on (a failure reaches Elastic
+            # Agent's state only after the backoff that follows it).
+            if len(refused) >= 2 and time.monotonic() - refused[1].at >= settle:
+                status = sc.probe("degraded")
+                if status == 200:
+                    raise Violation(
+                        "FLEET-AGT-CHECKIN-401",
+                        f"after {len(refused)} consecutive check-ins answered 401,"
+                        " /liveness?failon=degraded answered 200 (healthy)",
+                        sc.transcript(),
+                    )
+                if len(refused) >= CHECKIN_401_COUNT:
+                    if judged_after and time.monotonic() - refused[-1].at >= settle:
+                        return
+                    judged_after += 1
+            time.sleep(max(0.05, settle / 2))
+        refused = [a for a in sc.mock.arrivals("checkin") if a.fault == UNAUTHORIZED]
+        if len(refused) < 2:
+            pytest.skip(NOT_JUDGED.format(what="a second 401 check-in", window=agent_setup.window))
+        observe(
+            f"judged over {len(refused)} consecutive 401 check-ins (fewer than"
+            f" {CHECKIN_401_COUNT}: Elastic Agent changes course after the 7th; a longer"
+            " --agent-window reaches it)"
+        )
+
+
+@pytest.mark.requirement("FLEET-AGT-ENROLL-BACKOFF")
+def test_retries_are_jittered(agent_setup: AgentSetup) -> None:
+    """Two agents failing the same way at the same moment must not retry in lockstep."""
+    plan = [Fault("503")] * JITTER_INTERVALS
+    with (
+        running_agent(agent_setup, enroll=plan) as a,
+        running_agent(agent_setup, enroll=plan) as b,
+    ):
+        seen = [observe_until(sc, "enroll", JITTER_INTERVALS + 1, False) for sc in (a, b)]
+    gaps_a, gaps_b = (intervals(t)[:JITTER_INTERVALS] for t in seen)
+    if min(len(gaps_a), len(gaps_b)) < JITTER_INTERVALS:
+        pytest.skip(
+            f"jitter needs {JITTER_INTERVALS} retries from each agent within --agent-window"
+            f" ({agent_setup.window:g} s); seen {len(gaps_a)} and {len(gaps_b)}"
+        )
+    if same_schedule(gaps_a, gaps_b):
+        raise Violation(
+            "FLEET-AGT-ENROLL-BACKOFF",
+            f"no jitter: two agents answered 503 at the same time retried at the same"
+            f" intervals, {fmt(gaps_a)} and {fmt(gaps_b)}",
+            "agent 1:\n" + a.transcript() + "\nagent 2:\n" + b.transcript(),
+        )
+
+
+@pytest.mark.requirement("FLEET-AGT-LIVENESS-PARAM")
+def test_unknown_failon_is_a_client_error(agent_setup: AgentSetup) -> None:
+    with running_agent(agent_setup, monitoring=True) as sc:
+        for value in ("fleet-conformance-unknown", "42"):
+            status = sc.probe(value)
+            if status is None or not 400 <= status <= 499:
+                raise Violation(
+                    "FLEET-AGT-LIVENESS-PARAM",
+                    f"/liveness?failon={value} answered {status or 'nothing'}; an unknown"
+                    " value is a client error: 400",
+                    sc.transcript(),
+                )
+
+
+#: Every liveness plan visits each condition once, in a drawn order (so every
+#: transition between them is reachable), failing with a drawn fault.
+FAILING = st.sampled_from(["500", "502", "503", "504", "reset"])
+ORDERS = st.permutations(["failing", "warning", "connected"])
+
+
+def condition_fault(condition: str, failing: str) -> Fault:
+    return {"failing": Fault(failing), "warning": Fault("warning"), "connected": OK}[condition]
+
+
+def settle_on(sc: Scenario, fault: Fault) -> bool:
+    """Switch check-ins to ``fault``; wait until the agent has seen it, then the settle time.
+
+    A clean or Warning reply counts once the long poll returns it. A failure
+    counts at the second failing check-in: Elastic Agent reports a failed
+    check-in to its coordinator only after the backoff wait that follows it
+    (``fleet_gateway.go``), so one failure does not yet change its state.
+    """
+    switched = time.monotonic()
+    sc.mock.plan("checkin", (), fault)
+    sc.note(f"check-ins now answered {fault}")
+    needed = 2 if fault.failing else 1
+    timing = sc.setup.timing
+    bound = needed * timing.at_most(timing.longest) + sc.setup.checkin_hold + sc.setup.settle + 5
+    deadline = min(switched + bound, sc.started + sc.setup.window)
+    while time.monotonic() < deadline and sc.agent.running():
+        seen = [a for a in sc.mock.arrivals("checkin") if a.at >= switched and a.fault == fault]
+        if len(seen) >= needed:
+            held = 0.0 if fault.failing else sc.setup.checkin_hold
+            time.sleep(held + sc.setup.settle)
+            return True
+        time.sleep(0.02)
+    return False
+
+
+FLEET_STATE = {"failing": "FAILED", "warning": "DEGRADED", "connected": "HEALTHY"}
+
+
+def check_liveness(sc: Scenario, condition: str) -> None:
+    for failon in ("heartbeat", "failed", "degraded"):
+        expected = LIVENESS[condition][failon]
+        status = sc.probe(failon)
+        if not liveness_matches(expected, status):
+            want = "200" if expected == "up" else "a 5xx (500)"
+            raise Violation(
+                "FLEET-AGT-LIVENESS",
+                f"with check-ins {condition} (Fleet state {FLEET_STATE[condition]}),"
+                f" /liveness?failon={failon} answered {status or 'nothing'}, expected {want}",
+                sc.transcript(),
+            )
+
+
+@pytest.mark.requirement("FLEET-AGT-LIVENESS")
+def test_liveness_follows_the_fleet_connection(agent_setup: AgentSetup) -> None:
+    @conformance_property(max_examples=active().agent_examples, order=ORDERS, failing=FAILING)
+    def run(order: list[str], failing: str) -> None:
+        phases = [(c, condition_fault(c, failing)) for c in order]
+        with running_agent(agent_setup, monitoring=True) as sc:
+            if not settle_on(sc, OK):
+                pytest.skip(NOT_JUDGED.format(what="a first check-in", window=agent_setup.window))
+            baseline = {f: sc.probe(f) for f in ("heartbeat", "failed", "degraded")}
+            if any(code != 200 for code in baseline.values()):
+                # Liveness also fails for unhealthy components, which the mock cannot
+                # control: nothing to learn about the Fleet connection here.
+                pytest.skip(
+                    f"inconclusive: /liveness was not 200 before any Fleet fault ({baseline})"
+                )
+            for condition, fault in phases:
+                if not settle_on(sc, fault):
+                    pytest.skip(
+                        NOT_JUDGED.format(what=f"check-ins {condition}", window=agent_setup.window)
+                    )
+                check_liveness(sc, condition)
+
+    run()
 
 
 def transient_faults(timing: Timing) -> st.SearchStrategy[Fault]:
@@ -155,163 +324,3 @@ def test_transient_enrolment_failures_back_off(agent_setup: AgentSetup) -> None:
             judge_transient(sc, plan)
 
     run()
-
-
-@pytest.mark.requirement("FLEET-AGT-ENROLL-BACKOFF")
-def test_retries_are_jittered(agent_setup: AgentSetup) -> None:
-    """Two agents failing the same way at the same moment must not retry in lockstep."""
-    plan = [Fault("503")] * JITTER_INTERVALS
-    with (
-        running_agent(agent_setup, enroll=plan) as a,
-        running_agent(agent_setup, enroll=plan) as b,
-    ):
-        seen = [observe_until(sc, "enroll", JITTER_INTERVALS + 1, False) for sc in (a, b)]
-    gaps_a, gaps_b = (intervals(t)[:JITTER_INTERVALS] for t in seen)
-    if min(len(gaps_a), len(gaps_b)) < JITTER_INTERVALS:
-        pytest.skip(
-            f"jitter needs {JITTER_INTERVALS} retries from each agent within --agent-window"
-            f" ({agent_setup.window:g} s); seen {len(gaps_a)} and {len(gaps_b)}"
-        )
-    if same_schedule(gaps_a, gaps_b):
-        raise Violation(
-            "FLEET-AGT-ENROLL-BACKOFF",
-            f"no jitter: two agents answered 503 at the same time retried at the same"
-            f" intervals, {fmt(gaps_a)} and {fmt(gaps_b)}",
-            "agent 1:\n" + a.transcript() + "\nagent 2:\n" + b.transcript(),
-        )
-
-
-#: Every liveness plan visits each condition once, in a drawn order (so every
-#: transition between them is reachable), failing with a drawn fault.
-FAILING = st.sampled_from(["500", "502", "503", "504", "reset"])
-ORDERS = st.permutations(["failing", "warning", "connected"])
-
-
-def condition_fault(condition: str, failing: str) -> Fault:
-    return {"failing": Fault(failing), "warning": Fault("warning"), "connected": OK}[condition]
-
-
-def settle_on(sc: Scenario, fault: Fault) -> bool:
-    """Switch check-ins to ``fault``; wait until the agent has seen it, then the settle time.
-
-    A clean or Warning reply counts once the long poll returns it. A failure
-    counts at the second failing check-in: Elastic Agent reports a failed
-    check-in to its coordinator only after the backoff wait that follows it
-    (``fleet_gateway.go``), so one failure does not yet change its state.
-    """
-    switched = time.monotonic()
-    sc.mock.plan("checkin", (), fault)
-    sc.note(f"check-ins now answered {fault}")
-    needed = 2 if fault.failing else 1
-    timing = sc.setup.timing
-    bound = needed * timing.at_most(timing.longest) + sc.setup.checkin_hold + sc.setup.settle + 5
-    deadline = min(switched + bound, sc.started + sc.setup.window)
-    while time.monotonic() < deadline and sc.agent.running():
-        seen = [a for a in sc.mock.arrivals("checkin") if a.at >= switched and a.fault == fault]
-        if len(seen) >= needed:
-            held = 0.0 if fault.failing else sc.setup.checkin_hold
-            time.sleep(held + sc.setup.settle)
-            return True
-        time.sleep(0.02)
-    return False
-
-
-FLEET_STATE = {"failing": "FAILED", "warning": "DEGRADED", "connected": "HEALTHY"}
-NOT_JUDGED = (
-    "not judged: the agent did not reach {what} within --agent-window ({window:g} s);"
-    " its check-in backoff needs a longer window (the full or nightly profile)"
-)
-
-
-def check_liveness(sc: Scenario, condition: str) -> None:
-    for failon in ("heartbeat", "failed", "degraded"):
-        expected = LIVENESS[condition][failon]
-        status = sc.probe(failon)
-        if not liveness_matches(expected, status):
-            want = "200" if expected == "up" else "a 5xx (500)"
-            raise Violation(
-                "FLEET-AGT-LIVENESS",
-                f"with check-ins {condition} (Fleet state {FLEET_STATE[condition]}),"
-                f" /liveness?failon={failon} answered {status or 'nothing'}, expected {want}",
-                sc.transcript(),
-            )
-
-
-@pytest.mark.requirement("FLEET-AGT-LIVENESS")
-def test_liveness_follows_the_fleet_connection(agent_setup: AgentSetup) -> None:
-    @conformance_property(max_examples=active().agent_examples, order=ORDERS, failing=FAILING)
-    def run(order: list[str], failing: str) -> None:
-        phases = [(c, condition_fault(c, failing)) for c in order]
-        with running_agent(agent_setup, monitoring=True) as sc:
-            if not settle_on(sc, OK):
-                pytest.skip(NOT_JUDGED.format(what="a first check-in", window=agent_setup.window))
-            baseline = {f: sc.probe(f) for f in ("heartbeat", "failed", "degraded")}
-            if any(code != 200 for code in baseline.values()):
-                # Liveness also fails for unhealthy components, which the mock cannot
-                # control: nothing to learn about the Fleet connection here.
-                pytest.skip(
-                    f"inconclusive: /liveness was not 200 before any Fleet fault ({baseline})"
-                )
-            for condition, fault in phases:
-                if not settle_on(sc, fault):
-                    pytest.skip(
-                        NOT_JUDGED.format(what=f"check-ins {condition}", window=agent_setup.window)
-                    )
-                check_liveness(sc, condition)
-
-    run()
-
-
-@pytest.mark.requirement("FLEET-AGT-LIVENESS-PARAM")
-def test_unknown_failon_is_a_client_error(agent_setup: AgentSetup) -> None:
-    with running_agent(agent_setup, monitoring=True) as sc:
-        for value in ("fleet-conformance-unknown", "42"):
-            status = sc.probe(value)
-            if status is None or not 400 <= status <= 499:
-                raise Violation(
-                    "FLEET-AGT-LIVENESS-PARAM",
-                    f"/liveness?failon={value} answered {status or 'nothing'}; an unknown"
-                    " value is a client error: 400",
-                    sc.transcript(),
-                )
-
-
-#: Consecutive 401 check-ins observed before the rule is considered judged; Elastic
-#: Agent changes behaviour after the 7th.
-CHECKIN_401_COUNT = 8
-
-
-@pytest.mark.requirement("FLEET-AGT-CHECKIN-401")
-def test_checkin_401_is_never_reported_healthy(
-    agent_setup: AgentSetup, observe: Callable[[str], None]
-) -> None:
-    settle = agent_setup.settle
-    with running_agent(agent_setup, monitoring=True, checkin=[OK], checkin_then=UNAUTHORIZED) as sc:
-        deadline = sc.started + agent_setup.window
-        judged_after = 0
-        while time.monotonic() < deadline and sc.agent.running():
-            refused = [a for a in sc.mock.arrivals("checkin") if a.fault == UNAUTHORIZED]
-            # Repeated 401s: judged from the second one on (a failure reaches Elastic
-            # Agent's state only after the backoff that follows it).
-            if len(refused) >= 2 and time.monotonic() - refused[1].at >= settle:
-                status = sc.probe("degraded")
-                if status == 200:
-                    raise Violation(
-                        "FLEET-AGT-CHECKIN-401",
-                        f"after {len(refused)} consecutive check-ins answered 401,"
-                        " /liveness?failon=degraded answered 200 (healthy)",
-                        sc.transcript(),
-                    )
-                if len(refused) >= CHECKIN_401_COUNT:
-                    if judged_after and time.monotonic() - refused[-1].at >= settle:
-                        return
-                    judged_after += 1
-            time.sleep(max(0.05, settle / 2))
-        refused = [a for a in sc.mock.arrivals("checkin") if a.fault == UNAUTHORIZED]
-        if len(refused) < 2:
-            pytest.skip(NOT_JUDGED.format(what="a second 401 check-in", window=agent_setup.window))
-        observe(
-            f"judged over {len(refused)} consecutive 401 check-ins (fewer than"
-            f" {CHECKIN_401_COUNT}: Elastic Agent changes course after the 7th; a longer"
-            " --agent-window reaches it)"
-        )
