@@ -222,17 +222,22 @@ def test_status_answers_json(fleet: Fleet) -> None:
 
 @pytest.mark.requirement("FLEET-SRV-ENROLL-401", "FLEET-SRV-ERROR-SHAPE")
 def test_enrolment_with_a_wrong_token_gets_401(fleet: Fleet) -> None:
-    """Missing, unknown, disabled, altered and non-enrollment keys get 401 (malformed: 400 too)."""
+    """Missing, unknown, disabled, altered and non-enrollment keys get 401 (malformed: 400 too).
+
+    Each finding's evidence is its own call, after the calls it depends on (the
+    enrolment that made an access key), not every probe before it.
+    """
     transcript = FleetTranscript()
-    cases: list[tuple[str, str | None, frozenset[int]]] = [
-        ("no Authorization header", None, frozenset({401})),
-        ("well-formed unknown key", f"ApiKey {_well_formed_unknown()}", frozenset({401})),
-        ("scheme Bearer instead of ApiKey", "Bearer fleet-conformance", frozenset({400, 401})),
-        ("ApiKey that is not base64 of id:key", "ApiKey !!not-base64!!", frozenset({400, 401})),
+    #: (what is sent, Authorization, statuses allowed, the calls the case depends on)
+    cases: list[tuple[str, str | None, frozenset[int], list[FleetCall]]] = [
+        ("no Authorization header", None, frozenset({401}), []),
+        ("well-formed unknown key", f"ApiKey {_well_formed_unknown()}", frozenset({401}), []),
+        ("scheme Bearer instead of ApiKey", "Bearer fleet-conformance", frozenset({400, 401}), []),
+        ("ApiKey that is not base64 of id:key", "ApiKey !!not-base64!!", frozenset({400, 401}), []),
     ]
     if fleet.disabled_token is not None:
         cases.append(
-            ("disabled enrollment token", f"ApiKey {fleet.disabled_token}", frozenset({401}))
+            ("disabled enrollment token", f"ApiKey {fleet.disabled_token}", frozenset({401}), [])
         )
     if fleet.token is not None:
         changed = changed_api_key(fleet.token)
@@ -242,24 +247,28 @@ def test_enrolment_with_a_wrong_token_gets_401(fleet: Fleet) -> None:
                     "enrollment token with one character changed",
                     f"ApiKey {changed}",
                     frozenset({401}),
+                    [],
                 )
             )
-        _, access_key = fleet.enrolled(transcript)
+        made_key = FleetTranscript()
+        _, access_key = fleet.enrolled(made_key)
+        transcript.calls.extend(made_key.calls)
         cases.append(
             (
                 "an agent's access key (not an enrollment key)",
                 f"ApiKey {access_key}",
                 frozenset({401}),
+                made_key.calls,
             )
         )
     findings = Findings()
-    for label, authorization, allowed in cases:
+    for label, authorization, allowed, before in cases:
         call = fleet.call(transcript, _enrol_with(fleet, authorization, label))
         findings.check(
             "FLEET-SRV-ENROLL-401",
             call.status in allowed,
             f"{label}: HTTP {call.status}, expected {' or '.join(map(str, sorted(allowed)))}",
-            transcript.render(),
+            FleetTranscript([*before, call]).render(),
         )
     _check_error_shapes(findings, transcript)
     findings.items = first_per_rule(findings.items)
