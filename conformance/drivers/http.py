@@ -20,6 +20,7 @@ from conformance.drivers.http11 import (
     Origin,
     OversizeFailure,
     PartialResponse,
+    remember,
 )
 from conformance.wire import (
     CONTENT_TYPE,
@@ -157,9 +158,7 @@ class HttpDriver(Driver):
             if content_type is not None:
                 ours["Content-Type"] = content_type
             merged = _merge(ours, self.headers, extra)
-            if len(self._merged) >= _MERGED_KEPT:
-                self._merged.clear()
-            self._merged[key] = merged
+            remember(self._merged, key, merged, _MERGED_KEPT)
         return merged
 
 

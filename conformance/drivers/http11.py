@@ -28,7 +28,7 @@ import ssl
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 from urllib.parse import urlsplit
 
 #: Longest response head (status line and header fields) accepted, as httpcore's.
@@ -53,6 +53,8 @@ _CACHED_HEAD_BYTES = 4096
 _HEADS_KEPT = 256
 #: A non-blocking call that could not proceed yet (plain or TLS socket).
 _NOT_YET = (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 class HttpFailure(Exception):
@@ -340,9 +342,7 @@ class Connection:
         if parsed is None:
             parsed = _parse_head(raw)
             if len(raw) <= _CACHED_HEAD_BYTES:
-                if len(_PARSED_HEADS) >= _HEADS_KEPT:
-                    _PARSED_HEADS.clear()
-                _PARSED_HEADS[raw] = parsed
+                remember(_PARSED_HEADS, raw, parsed)
         status, version, headers = parsed
         return status, version, dict(headers)  # the caller may keep and change it
 
@@ -416,6 +416,13 @@ class Connection:
         line = bytes(self._buffer[:end]).rstrip(b"\r")
         del self._buffer[: end + 1]
         return line
+
+
+def remember(cache: dict[K, V], key: K, value: V, kept: int = _HEADS_KEPT) -> None:
+    """Keep ``value`` in a bounded cache; a full cache starts over (the hot keys come back)."""
+    if len(cache) >= kept:
+        cache.clear()
+    cache[key] = value
 
 
 def _milliseconds(seconds: float) -> int:
@@ -533,10 +540,8 @@ def _request_head(
     cached = _HEADS.get(key)
     if cached is None:
         cached = _head_start(*key)
-        if len(_HEADS) >= _HEADS_KEPT:
-            _HEADS.clear()
         if len(cached[0]) <= _CACHED_HEAD_BYTES:
-            _HEADS[key] = cached
+            remember(_HEADS, key, cached)
     start, names = cached
     if isinstance(body, bytes):
         if "content-length" not in names and (body or method in ("POST", "PUT", "PATCH")):
