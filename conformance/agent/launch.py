@@ -23,6 +23,7 @@ import string
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -137,7 +138,44 @@ class AgentProcess:
             os.killpg(self.proc.pid, signal.SIGKILL)
         with suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=GRACE)
+        _await_group_gone(self.proc.pid, GRACE)
         return self.proc.returncode
+
+
+def _group_members(pgid: int) -> list[int] | None:
+    """Live (non-zombie) processes in group ``pgid``; None where ``/proc`` cannot tell."""
+    proc = Path("/proc")
+    if not (proc / "self" / "stat").exists():
+        return None
+    members = []
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses.
+        fields = stat[stat.rfind(")") + 2 :].split()
+        if len(fields) > 2 and fields[0] != "Z" and fields[2] == str(pgid):
+            members.append(int(entry.name))
+    return members
+
+
+def _await_group_gone(pgid: int, limit: float) -> None:
+    """Wait up to ``limit`` s for SIGKILLed grandchildren to finish dying.
+
+    They are not our children, so they cannot be waited for; the kernel
+    tears them down a moment after the signal, and until then they still run.
+    """
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        members = _group_members(pgid)
+        if not members:
+            return
+        with suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGKILL)
+        time.sleep(0.02)
 
 
 @contextmanager
