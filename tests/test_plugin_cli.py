@@ -227,3 +227,25 @@ def test_console_entry_point_runs_the_installed_suite_anywhere(tmp_path: Path) -
     for name in ("conformance.json", "conformance.html", "junit.xml"):
         assert (tmp_path / "out" / name).exists(), name
     assert '"SRV-UID-ECHO"' in (tmp_path / "out" / "conformance.json").read_text()
+
+
+PROBE = """
+import sys, pytest
+class Probe:
+    @pytest.hookimpl(trylast=True)
+    def pytest_configure(self, config):
+        print("maxschedchunk", config.option.maxschedchunk, flush=True)
+        pytest.exit("probed", 0)
+sys.exit(pytest.main(sys.argv[1:], plugins=[Probe()]))
+"""
+
+
+@pytest.mark.parametrize("given, used", [([], "1"), (["--maxschedchunk=4"], "4")])
+def test_xdist_hands_suite_tests_out_one_at_a_time(
+    given: list[str], used: str, tmp_path: Path
+) -> None:
+    # Runs of consecutive tests would put all agent tests on one worker.
+    command = suite_command(["-n", "0", *given], tmp_path)
+    probe = [sys.executable, "-c", PROBE, *command[3:]]
+    done = subprocess.run(probe, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert f"maxschedchunk {used}\n" in done.stdout, done.stdout + done.stderr

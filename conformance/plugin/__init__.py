@@ -108,6 +108,10 @@ def pytest_configure(config: pytest.Config) -> None:
         config.option.clean_alluredir = not _is_worker(config)
     if config.pluginmanager.has_plugin("xdist") and not _is_worker(config):
         config.pluginmanager.register(_SeedToWorkers(), "fleet-conformance-seed")
+        if getattr(config.option, "maxschedchunk", 0) is None:
+            # xdist hands out runs of consecutive tests; the suite's tests wait on
+            # clocks, not on shared fixtures, so one at a time spreads the slow ones.
+            config.option.maxschedchunk = 1
 
 
 SEED_INPUT = "fleet_conformance_seed"

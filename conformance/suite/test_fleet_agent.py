@@ -88,8 +88,8 @@ NOT_JUDGED = (
 #: The tests below are in the order of how soon each reaches a verdict, so that a
 #: defect surfaces early: the enrolment and check-in 401 rules, jitter, the failon
 #: parameter, then the liveness and transient-fault properties, which launch the
-#: agent once per example. pytest-xdist hands a worker consecutive tests in chunks,
-#: so with ``-n`` they mostly still run in this order on one worker.
+#: agent once per example. With ``-n`` the plugin has pytest-xdist hand tests out
+#: one at a time, so the first of them start side by side on different workers.
 
 
 @pytest.mark.requirement("FLEET-AGT-ENROLL-401")
