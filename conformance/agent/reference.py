@@ -48,24 +48,33 @@ OPAMP_POLL = 0.2
 OPAMP_TIMING = TIMING
 
 
-def opamp_command(behaviour: str = "reference", transport: str = "http") -> str:
-    """The ``--agent-cmd`` template that launches the reference OpAMP agent (or a twin)."""
+def opamp_command(
+    behaviour: str = "reference", transport: str = "http", backoff_scale: float = 1.0
+) -> str:
+    """The ``--agent-cmd`` template that launches the reference OpAMP agent (or a twin).
+
+    ``backoff_scale`` multiplies its backoff constants (pass the same to
+    :func:`opamp_suite_args`).
+    """
     url = "{opamp_ws_url}" if transport == "ws" else "{opamp_url}"
     words = [
         f"{{python}} -m fixtures.reference.opamp_agent --url={url} --transport={transport}",
         f"--poll-interval {OPAMP_POLL} --request-timeout 5",
-        f"--backoff-initial {BACKOFF_INITIAL} --backoff-max {BACKOFF_MAX}",
+        f"--backoff-initial {BACKOFF_INITIAL * backoff_scale:g}",
+        f"--backoff-max {BACKOFF_MAX * backoff_scale:g}",
     ]
     if behaviour != "reference":
         words.append(f"--behaviour {behaviour}")
     return " ".join(words)
 
 
-def opamp_suite_args(behaviour: str = "reference", transport: str = "http") -> list[str]:
+def opamp_suite_args(
+    behaviour: str = "reference", transport: str = "http", backoff_scale: float = 1.0
+) -> list[str]:
     """Suite options that test the reference OpAMP agent (or a twin) at its time scale."""
     return [
-        f"--agent-cmd={opamp_command(behaviour, transport)}",
+        f"--agent-cmd={opamp_command(behaviour, transport, backoff_scale)}",
         "--agent-protocol=opamp",
-        f"--backoff-floor={OPAMP_TIMING.floor}",
-        f"--backoff-cap={OPAMP_TIMING.cap}",
+        f"--backoff-floor={OPAMP_TIMING.floor * backoff_scale:g}",
+        f"--backoff-cap={OPAMP_TIMING.cap * backoff_scale:g}",
     ]
