@@ -1,12 +1,19 @@
 """Whether a run certifies its target: one rule, applied to a finished report.
 
-The rule is deliberately plain so a vendor can check it by hand against the
-per-requirement verdicts: every MUST requirement of the roles under test was
-judged and none failed, no requirement ended in a harness error, no baseline
-entry is stale, and under ``--conformance-strict`` no SHOULD requirement
-warned. A failure excused by ``--expected-failures`` still blocks: a baseline
-keeps CI quiet, it does not certify. Skipped MUST requirements (not
-applicable to this target, with the reason) do not block, but are named.
+The rule is plain so a vendor can check it by hand against the
+per-requirement verdicts. It looks only at the requirements of the roles
+under test (the others are out of scope and absent from the report):
+
+- NOT CERTIFIED when a requirement that counts (every MUST; every SHOULD
+  under ``--conformance-strict``) failed, even one excused by an
+  ``--expected-failures`` baseline (a baseline keeps CI quiet, it does not
+  certify), when a baseline entry is stale, or when a harness error left a
+  requirement unjudged;
+- INCOMPLETE otherwise when a requirement that counts was *not judged* (each
+  is listed with its remedy), when the run was interrupted, or when nothing
+  at all was judged;
+- CERTIFIED otherwise: every requirement that counts was judged and held,
+  or the target showed it does not apply (listed with that evidence).
 """
 
 from __future__ import annotations
@@ -14,58 +21,113 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+CERTIFIED = "CERTIFIED"
+NOT_CERTIFIED = "NOT CERTIFIED"
+INCOMPLETE = "INCOMPLETE"
+VERDICTS = (CERTIFIED, NOT_CERTIFIED, INCOMPLETE)
+
 RULE = (
-    "CERTIFIED when every MUST requirement of the roles under test was judged and"
-    " none failed, no requirement ended in a harness error, no baseline entry is"
-    " stale, and (with --conformance-strict) no SHOULD requirement warned."
-    " Expected failures from a baseline still block; skipped MUST requirements"
-    " do not, and are listed."
+    "CERTIFIED when every MUST requirement of the roles under test (and every SHOULD"
+    " one under --conformance-strict) was judged and held, or is not applicable by the"
+    " target's own answers. NOT CERTIFIED when one of them failed (a baseline's expected"
+    " failure included), a baseline entry is stale, or a harness error occurred."
+    " INCOMPLETE otherwise: one of them was not judged (listed with its remedy), the run"
+    " was interrupted, or nothing was judged."
 )
 
 
 @dataclass
+class Missing:
+    """A requirement that counts and was not judged, with how to judge it."""
+
+    id: str
+    level: str
+    reason: str
+    remedy: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"id": self.id, "level": self.level, "reason": self.reason, "remedy": self.remedy}
+
+
+@dataclass
 class Certification:
-    certified: bool
+    verdict: str
     #: Requirement IDs that block certification, each with why.
     blockers: list[str] = field(default_factory=list)
-    #: MUST requirements skipped as not applicable (listed, not blocking).
-    skipped_must: list[str] = field(default_factory=list)
+    #: Requirements that count and were not judged (INCOMPLETE).
+    not_judged: list[Missing] = field(default_factory=list)
+    #: MUST requirements the target showed do not apply: (id, reason).
+    not_applicable: list[tuple[str, str]] = field(default_factory=list)
+    interrupted: bool = False
+
+    @property
+    def certified(self) -> bool:
+        return self.verdict == CERTIFIED
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "verdict": self.verdict,
             "certified": self.certified,
             "rule": RULE,
             "blockers": self.blockers,
-            "skipped_must": self.skipped_must,
+            "not_judged": [m.to_json() for m in self.not_judged],
+            "not_applicable": [{"id": i, "reason": r} for i, r in self.not_applicable],
+            "interrupted": self.interrupted,
         }
 
     @property
     def headline(self) -> str:
-        return "CERTIFIED" if self.certified else "NOT CERTIFIED"
+        return self.verdict
 
 
-def certify(requirements: list[dict[str, Any]], strict: bool) -> Certification:
-    """Apply :data:`RULE` to the ``requirements`` entries of a report."""
-    roles = {r["role"] for r in requirements if r["verdict"] != "not run"}
+def certify(
+    requirements: list[dict[str, Any]], strict: bool, *, interrupted: bool = False
+) -> Certification:
+    """Apply :data:`RULE` to the ``requirements`` entries (in scope) of a report."""
+    counted = {"MUST", "SHOULD"} if strict else {"MUST"}
     blockers: list[str] = []
-    skipped: list[str] = []
+    missing: list[Missing] = []
+    not_applicable: list[tuple[str, str]] = []
     for req in requirements:
-        verdict, level = req["verdict"], req["level"]
+        verdict, level, rid = req["verdict"], req["level"], req["id"]
         status = (req.get("baseline") or {}).get("status")
         if status == "stale":
-            blockers.append(f"{req['id']}: stale baseline entry")
+            blockers.append(f"{rid}: stale baseline entry")
         elif verdict == "error":
-            blockers.append(f"{req['id']}: harness error, not judged")
-        elif level == "MUST" and req["role"] in roles:
-            if verdict == "fail":
-                excused = " (expected failure)" if status == "expected" else ""
-                blockers.append(f"{req['id']}: failed{excused}")
-            elif verdict == "not run":
-                blockers.append(f"{req['id']}: not run")
-            elif verdict == "skip":
-                skipped.append(req["id"])
-        elif strict and level == "SHOULD" and verdict in ("warn", "fail"):
-            blockers.append(f"{req['id']}: SHOULD finding under --conformance-strict")
-    if not roles:
-        blockers.append("nothing was judged")
-    return Certification(not blockers, blockers, skipped)
+            blockers.append(f"{rid}: harness error, not judged")
+        elif verdict == "fail" and level in counted:
+            excused = " (expected failure)" if status == "expected" else ""
+            blockers.append(f"{rid}: failed{excused}")
+        elif verdict == "warn" and strict and level == "SHOULD":
+            blockers.append(f"{rid}: SHOULD finding under --conformance-strict")
+        elif verdict == "not judged" and level in counted:
+            missing.append(Missing(rid, level, req.get("reason", ""), req.get("remedy", "")))
+        elif verdict == "not applicable" and level == "MUST":
+            not_applicable.append((rid, req.get("reason", "")))
+    judged_any = any(r["verdict"] in ("pass", "warn", "fail") for r in requirements)
+    if blockers:
+        verdict = NOT_CERTIFIED
+    elif missing or interrupted or not judged_any:
+        verdict = INCOMPLETE
+    else:
+        verdict = CERTIFIED
+    return Certification(verdict, blockers, missing, not_applicable, interrupted)
+
+
+def summary_line(cert: Certification, limit: int = 6) -> str:
+    """The console's last line: the verdict, then what blocks it or what is missing."""
+    if cert.verdict == CERTIFIED:
+        extra = f" ({len(cert.not_applicable)} MUST not applicable)" if cert.not_applicable else ""
+        return f"{CERTIFIED}: every counted requirement was judged and held{extra}"
+    if cert.verdict == NOT_CERTIFIED:
+        shown = "; ".join(cert.blockers[:limit])
+        more = f"; and {len(cert.blockers) - limit} more" if len(cert.blockers) > limit else ""
+        return f"{NOT_CERTIFIED}: {shown}{more}"
+    parts: list[str] = []
+    if cert.interrupted:
+        parts.append("the run was interrupted")
+    if cert.not_judged:
+        parts.append(f"{len(cert.not_judged)} not judged")
+    if not parts:
+        parts.append("nothing was judged")
+    return f"{INCOMPLETE}: " + ", ".join(parts) + " (see the list above for how to judge each)"

@@ -12,10 +12,10 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-VERDICT_ORDER = ("fail", "error", "warn", "pass", "skip", "not run")
+VERDICT_ORDER = ("fail", "error", "warn", "not judged", "pass", "not applicable")
 LEVELS = ("MUST", "SHOULD", "MAY", "INFO")
 #: Requirements with these verdicts are listed first and shown open.
-OPEN_VERDICTS = ("fail", "error", "warn")
+OPEN_VERDICTS = ("fail", "error", "warn", "not judged")
 
 _CSS = """
 body{font:15px/1.45 system-ui,sans-serif;margin:0 auto;max-width:72rem;padding:1rem 1.5rem;
@@ -25,6 +25,8 @@ h1{font-size:1.5rem;margin:.2rem 0}
 .banner{padding:.8rem 1rem;border-radius:.4rem;font-size:1.25rem;font-weight:700;margin:.6rem 0}
 .banner.ok{background:#dff5e3;border:2px solid #2c8a3e}
 .banner.no{background:#fde4e4;border:2px solid #b3261e}
+.banner.inc{background:#fff4d6;border:2px solid #b26a00}
+.scope{font-size:.9rem;margin:.4rem 0}.remedy{font-size:.88rem;margin:.2rem 0}
 .rule{font-size:.85rem;font-weight:400;margin-top:.3rem}
 .blockers{font-size:.9rem;font-weight:400;margin:.3rem 0 0 1.2rem;padding:0}
 table.counts{border-collapse:collapse;margin:.6rem 0 1.2rem}
@@ -36,7 +38,8 @@ summary{cursor:pointer;padding:.2rem 0}
 .v{display:inline-block;min-width:4.6rem;text-align:center;border-radius:.25rem;
 font-weight:700;font-size:.8rem;padding:.05rem .3rem;margin-right:.5rem;color:#fff}
 .v-fail{background:#b3261e}.v-error{background:#7a3e9d}.v-warn{background:#b26a00}
-.v-pass{background:#2c8a3e}.v-skip{background:#6b7280}.v-not-run{background:#9ca3af}
+.v-pass{background:#2c8a3e}.v-not-applicable{background:#6b7280}
+.v-not-judged{background:#8a6d00}
 .id{font-family:ui-monospace,monospace;font-weight:600}
 .lvl{color:#555;font-size:.85rem;margin:0 .4rem}
 .base{font-size:.8rem;color:#7a4b00;margin-left:.4rem}
@@ -69,22 +72,59 @@ def _counts_table(requirements: list[dict[str, Any]]) -> str:
     return f'<table class="counts" id="counts"><tr><th>level</th>{head}</tr>{"".join(rows)}</table>'
 
 
+_BANNER_CSS = {"CERTIFIED": "ok", "NOT CERTIFIED": "no", "INCOMPLETE": "inc"}
+
+
 def _banner(report: dict[str, Any]) -> str:
     cert = report["certification"]
-    css = "ok" if cert["certified"] else "no"
-    headline = "CERTIFIED" if cert["certified"] else "NOT CERTIFIED"
-    blockers = "".join(f"<li>{escape(b)}</li>" for b in cert["blockers"])
-    skipped = ""
-    if cert["skipped_must"]:
-        names = ", ".join(cert["skipped_must"])
-        skipped = (
-            f'<div class="rule">MUST requirements skipped as not applicable: {escape(names)}</div>'
-        )
-    return (
-        f'<div class="banner {css}" id="certification">{headline}'
-        f'<div class="rule">{escape(cert["rule"])}</div>'
-        f"{f'<ul class=blockers>{blockers}</ul>' if blockers else ''}{skipped}</div>"
+    headline = cert["verdict"]
+    blockers = "".join(
+        f'<li><a href="#{escape(b.split(":")[0])}">{escape(b)}</a></li>' for b in cert["blockers"]
     )
+    missing = "".join(
+        f'<li><a href="#{escape(m["id"])}">{escape(m["id"])}</a> ({escape(m["level"])}):'
+        f" {escape(m['reason'])}<br>to judge it: {escape(m['remedy'])}</li>"
+        for m in cert["not_judged"]
+    )
+    if cert["interrupted"]:
+        missing = "<li>the run was interrupted (SIGINT or SIGTERM)</li>" + missing
+    applicable = ""
+    if cert["not_applicable"]:
+        names = ", ".join(n["id"] for n in cert["not_applicable"])
+        applicable = (
+            '<div class="rule">MUST requirements the target showed do not apply'
+            f" (evidence with each): {escape(names)}</div>"
+        )
+    lists = "".join(f"<ul class=blockers>{items}</ul>" for items in (blockers, missing) if items)
+    return (
+        f'<div class="banner {_BANNER_CSS[headline]}" id="certification">{escape(headline)}'
+        f'<div class="rule">{escape(cert["rule"])}</div>{lists}{applicable}</div>'
+    )
+
+
+def _scope(report: dict[str, Any]) -> str:
+    scope = report["scope"]
+    tested = ", ".join(scope["roles_tested"]) or "nothing"
+    not_tested = ", ".join(scope["roles_not_tested"])
+    windows = ", ".join(f"{k} {v:g} s" for k, v in scope["windows"].items())
+    options = ", ".join(f"{k}: {v}" for k, v in scope["options"].items())
+    transports = ", ".join(scope["transports_judged"]) or "none"
+    lines = [
+        f"<b>Under test:</b> {escape(tested)}"
+        + (
+            f" · <b>not under test</b> ({scope['out_of_scope_requirements']} requirements"
+            f" out of scope): {escape(not_tested)}"
+            if not_tested
+            else ""
+        ),
+        f"<b>Transports judged:</b> {escape(transports)}"
+        f" (--transport {escape(scope['transport'])})",
+        f"<b>Windows:</b> {escape(windows)}",
+        f"<b>Options:</b> {escape(options)}",
+    ]
+    if scope["selection"]:
+        lines.append(f"<b>Selection:</b> {escape(' '.join(scope['selection']))}")
+    return '<div class="scope" id="scope">' + "<br>".join(lines) + "</div>"
 
 
 def _requirement(req: dict[str, Any]) -> str:
@@ -98,7 +138,7 @@ def _requirement(req: dict[str, Any]) -> str:
     parts = [
         f'<details id="{escape(req["id"])}" class="req"{opened}><summary>{_badge(verdict)}'
         f'<span class="id">{escape(req["id"])}</span><span class="lvl">{escape(req["level"])}'
-        f" · {escape(req['role'])}</span>{escape(req['title'])}{base_note}</summary>",
+        f" · {escape(req['part'])}</span>{escape(req['title'])}{base_note}</summary>",
         f'<div>Source: <a href="{escape(req["source"])}">{escape(req["source"])}</a></div>',
     ]
     checks = req.get("checks") or []
@@ -109,8 +149,12 @@ def _requirement(req: dict[str, Any]) -> str:
             for c in checks
         )
         parts.append(f'<ul class="checks">{items}</ul>')
+    if req.get("remedy"):
+        parts.append(f'<div class="remedy">To judge it: {escape(req["remedy"])}</div>')
     for finding in req["evidence"]:
-        if finding["verdict"] not in OPEN_VERDICTS:
+        if finding["verdict"] not in (*OPEN_VERDICTS, "not applicable") or not (
+            finding["evidence"] or finding["verdict"] in OPEN_VERDICTS
+        ):
             continue
         text = finding["message"]
         if finding["evidence"]:
@@ -142,7 +186,8 @@ def render(report: dict[str, Any]) -> str:
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
         f"<title>fleet-conformance: {escape(targets)}</title><style>{_CSS}</style></head>"
         f'<body><h1>fleet-conformance report</h1><div class="meta">{meta}</div>'
-        f'{_banner(report)}<section id="summary">{_counts_table(requirements)}</section>'
+        f"{_banner(report)}{_scope(report)}"
+        f'<section id="summary">{_counts_table(requirements)}</section>'
         f'<section id="requirements">{body}</section></body></html>\n'
     )
 

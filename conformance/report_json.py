@@ -7,13 +7,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from conformance import SPEC_VERSION, __version__
-from conformance.certification import certify
+from conformance.certification import Certification, certify
+from conformance.scope import Scope
 from conformance.verdicts import Verdict
 
 if TYPE_CHECKING:  # the plugin imports this module: no import cycle at run time
     from conformance.plugin.results import Results
 
-REPORT_FORMAT = 1
+#: 2: *skip* and *not run* became *not applicable*, *not judged* and out-of-scope roles;
+#: the certification has a three-way ``verdict``; the run's ``scope`` is recorded.
+REPORT_FORMAT = 2
 #: The JSON Schema every conformance.json of this format follows.
 SCHEMA_PATH = Path(__file__).parent / "schemas" / f"conformance-report.v{REPORT_FORMAT}.schema.json"
 
@@ -23,35 +26,59 @@ def report_schema() -> dict[str, Any]:
     return schema
 
 
+def certification_of(results: Results, strict: bool, interrupted: bool) -> Certification:
+    """The certification verdict of finalised results (the requirements in scope)."""
+    return certify([r.to_json() for r in results.in_scope()], strict, interrupted=interrupted)
+
+
 def build_report(
     results: Results,
     *,
+    scope: Scope,
     targets: list[str],
-    profile: str,
     strict: bool,
     seed: str | None,
     started: str,
     finished: str,
     exit_status: int,
 ) -> dict[str, Any]:
-    counts = {v.value: results.count(v) for v in Verdict}
-    requirements = [r.to_json() for r in results.by_id.values()]
+    """The report of finalised results; out-of-scope requirements are named in the scope only."""
+    in_scope = results.in_scope()
+    requirements = [r.to_json() for r in in_scope]
+    counts = {
+        v.value: sum(1 for r in in_scope if r.verdict is v)
+        for v in Verdict
+        if v is not Verdict.OUT_OF_SCOPE
+    }
+    judged = [test for r in in_scope for test, f in r.checks if f.verdict.judged]
     return {
         "format": REPORT_FORMAT,
         "suite": "fleet-conformance",
         "suite_version": __version__,
         "spec_version": SPEC_VERSION,
         "targets": targets,
-        "profile": profile,
+        "profile": scope.profile,
         "strict": strict,
         "hypothesis_seed": seed,
         "started": started,
         "finished": finished,
         "exit_status": exit_status,
+        "scope": scope.to_json(transports_of(judged))
+        | {"out_of_scope_requirements": results.count(Verdict.OUT_OF_SCOPE)},
         "counts": counts,
-        "certification": certify(requirements, strict).to_json(),
+        "certification": certification_of(results, strict, scope.interrupted).to_json(),
         "requirements": requirements,
     }
+
+
+def transports_of(nodeids: list[str]) -> set[str]:
+    """The transports named in the parameters of these test node IDs."""
+    found: set[str] = set()
+    for nodeid in nodeids:
+        if "[" in nodeid and nodeid.endswith("]"):
+            params = nodeid[nodeid.index("[") + 1 : -1].split("-")
+            found |= {p for p in params if p in ("http", "ws")}
+    return found
 
 
 def write_report(report: dict[str, Any], directory: Path) -> Path:

@@ -3,7 +3,8 @@
 A check is one test's finding on one requirement, so a test that judges
 three requirements gives three cases, each named ``ID [test]``. Mapping:
 fail is a failure (a skip when a baseline expects it), error an error,
-skip and not run are skipped, warn passes with the finding in
+not applicable and not judged are skipped
+(with the verdict in the message), warn passes with the finding in
 ``system-out``; a stale baseline entry adds one failing case.
 """
 
@@ -54,8 +55,8 @@ def _fill(case: ET.Element, req: dict[str, Any], check: dict[str, Any]) -> str:
     if verdict == "error":
         ET.SubElement(case, "error", message=headline).text = message
         return "error"
-    if verdict in ("skip", "not run"):
-        ET.SubElement(case, "skipped", message=message or verdict)
+    if verdict in ("not applicable", "not judged"):
+        ET.SubElement(case, "skipped", message=f"{verdict}: {message}" if message else verdict)
         return "skipped"
     if message:
         label = "WARN " if verdict == "warn" else ""
@@ -69,7 +70,9 @@ def render(report: dict[str, Any], areas: dict[str, str]) -> bytes:
     tally = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
     for req in report["requirements"]:
         req = req | {"area": areas.get(req["id"], "other")}
-        checks = req["checks"] or [{"test": "not run", "verdict": "not run", "message": ""}]
+        checks = req["checks"] or [
+            {"test": "not run", "verdict": "not judged", "message": req.get("reason", "")}
+        ]
         outcomes = [_fill(_case(suite, req, _short(c["test"])), req, c) for c in checks]
         if (req.get("baseline") or {}).get("status") == "stale":
             case = _case(suite, req, "baseline")

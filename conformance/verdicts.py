@@ -17,11 +17,19 @@ from conformance.catalogue import Level, get
 
 
 class Verdict(enum.Enum):
-    """The outcome for one requirement, in rising order of severity."""
+    """The outcome for one requirement, in rising order of weight.
 
-    NOT_RUN = "not run"
-    SKIP = "skip"
+    Three outcomes judge nothing and are kept apart: *out of scope* (the role
+    is not under test in this run), *not applicable* (the target showed that it
+    lacks the feature, with that evidence) and *not judged* (the rule applies
+    but this run could not judge it, with a remedy). Only the last one keeps a
+    run from certifying.
+    """
+
+    OUT_OF_SCOPE = "out of scope"
+    NOT_APPLICABLE = "not applicable"
     PASS = "pass"
+    NOT_JUDGED = "not judged"
     WARN = "warn"
     ERROR = "error"
     FAIL = "fail"
@@ -30,8 +38,13 @@ class Verdict(enum.Enum):
     def rank(self) -> int:
         return _RANK[self]
 
+    @property
+    def judged(self) -> bool:
+        """Whether the target's behaviour was judged (a pass or a finding)."""
+        return self in (Verdict.PASS, Verdict.WARN, Verdict.FAIL)
+
     def worst(self, other: Verdict) -> Verdict:
-        """The more severe of two verdicts: status only escalates."""
+        """The weightier of two verdicts: status only escalates."""
         return self if self.rank >= other.rank else other
 
 
@@ -39,15 +52,12 @@ _RANK = {v: i for i, v in enumerate(Verdict)}
 
 
 def combine(a: Verdict, b: Verdict) -> Verdict:
-    """Merge two tests' verdicts on one requirement.
+    """Merge two tests' verdicts on one requirement: the weightier one wins.
 
-    A skip never hides a verdict another test reached; otherwise the more
-    severe verdict wins.
+    So a pass outweighs *not applicable* (one transport lacks the feature,
+    the other was judged), while *not judged* outweighs a pass: a rule judged
+    over HTTP but not over WebSocket was not judged in full.
     """
-    if a is Verdict.SKIP and b is not Verdict.NOT_RUN:
-        return b
-    if b is Verdict.SKIP and a is not Verdict.NOT_RUN:
-        return a
     return a.worst(b)
 
 

@@ -16,7 +16,8 @@ import pytest
 
 from conformance import profiles
 from conformance.catalogue import CATALOGUE
-from conformance.plugin import allure_support
+from conformance.certification import INCOMPLETE, Certification
+from conformance.plugin import allure_support, interrupts
 from conformance.plugin.fixtures import (
     agent_setup,
     conformance_options,
@@ -28,12 +29,15 @@ from conformance.plugin.fixtures import (
     transport,
 )
 from conformance.plugin.options import (
+    EXIT_INCOMPLETE,
     add_options,
     check_path_option_form,
+    deselected_by_options,
     read_options,
     requirement_patterns,
     rerun_ids,
     selected,
+    selection_words,
     strict_mode,
 )
 from conformance.plugin.results import (
@@ -45,10 +49,10 @@ from conformance.plugin.results import (
     findings_for,
     requirement_ids,
 )
-from conformance.plugin.summary import write_summary
+from conformance.plugin.summary import write_summary, write_verdict_line
 from conformance.plugin.targets import Unreachable, check_reachable
 from conformance.report_html import write_html
-from conformance.report_json import build_report, write_report
+from conformance.report_json import build_report, certification_of, write_report
 from conformance.report_junit import write_junit
 from conformance.target import redact, redact_header
 from conformance.verdicts import Verdict, violations_of
@@ -67,6 +71,7 @@ __all__ = [
 RESULTS = pytest.StashKey[Results]()
 STARTED = pytest.StashKey[str]()
 REPORT_PATH = pytest.StashKey[str]()
+CERTIFICATION = pytest.StashKey[Certification]()
 EXIT_UNUSABLE = 4
 EMBEDDED_NAME = "embedded reference server (fixtures.reference.server)"
 
@@ -100,6 +105,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(_Recorder(config), "fleet-conformance-recorder")
     if not _runs_suite(config):
         return
+    interrupts.install()
     _fix_seed(config)
     if getattr(config.option, "allure_report_dir", "missing") is None:
         # Our own default directory holds this run only (as conformance.json does);
@@ -284,18 +290,27 @@ class _Recorder:
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        if _is_worker(self.config) or not self.results.seen_any:
+        if _is_worker(self.config) or not self._reports(session):
             return
         options = read_options(self.config)
+        interrupted = session.exitstatus == pytest.ExitCode.INTERRUPTED or interrupts.received()
+        scope = options.scope(selection_words(self.config), interrupted)
+        self.results.finalize(scope, deselected_by_options(self.config))
         self.results.apply_baseline(
             options.expected_failures, [t.given for t in options.targets] or [EMBEDDED_NAME]
         )
-        if session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+        certification = certification_of(self.results, options.strict, interrupted)
+        self.config.stash[CERTIFICATION] = certification
+        if interrupted:
+            session.exitstatus = pytest.ExitCode.INTERRUPTED
+        elif session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
             session.exitstatus = self.results.exit_status()
+            if options.certify and session.exitstatus == 0 and certification.verdict == INCOMPLETE:
+                session.exitstatus = EXIT_INCOMPLETE
         report = build_report(
             self.results,
+            scope=scope,
             targets=[t.display for t in options.targets] or [EMBEDDED_NAME],
-            profile=options.profile.name,
             strict=options.strict,
             seed=_seed(self.config),
             started=self.config.stash[STARTED],
@@ -310,10 +325,30 @@ class _Recorder:
         if allure_dir and allure_support.enabled(self.config):
             allure_support.stabilise_history(Path(allure_dir))
 
+    def _reports(self, session: pytest.Session) -> bool:
+        """Whether this run writes reports: the suite ran (or was cut short), not a listing."""
+        if self.results.seen_any:
+            return True
+        return _runs_suite(self.config) and not self.config.option.collectonly
+
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
-        if _is_worker(self.config) or not self.results.seen_any:
+        if _is_worker(self.config) or CERTIFICATION not in self.config.stash:
             return
-        write_summary(terminalreporter, self.results, self.config.stash.get(REPORT_PATH, ""))
+        write_summary(
+            terminalreporter,
+            self.results,
+            self.config.stash[CERTIFICATION],
+            self.config.stash.get(REPORT_PATH, ""),
+        )
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        """The verdict is the console's last line, after pytest's own counts."""
+        if _is_worker(config) or CERTIFICATION not in config.stash:
+            return
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            write_verdict_line(reporter, config.stash[CERTIFICATION])
 
 
 def _seed(config: pytest.Config) -> str | None:

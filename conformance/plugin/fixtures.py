@@ -10,6 +10,7 @@ from conformance.agent.scenario import AgentSetup
 from conformance.drivers.factory import open_driver
 from conformance.drivers.http import HttpDriver
 from conformance.drivers.ws import WsDriver
+from conformance.outcomes import out_of_scope
 from conformance.plugin.embedded import EmbeddedError
 from conformance.plugin.options import Options, read_options
 from conformance.plugin.results import NOTE_KEY
@@ -29,7 +30,7 @@ def conformance_options(pytestconfig: pytest.Config) -> Options:
 def conformance_session(conformance_options: Options) -> Iterator[TargetSession]:
     """The targets under test; starts (and finally stops) the embedded reference if needed."""
     if conformance_options.agent_only:
-        pytest.skip("an agent is under test (--agent-cmd) and no --target: no server to test")
+        out_of_scope("an agent is under test (--agent-cmd) and no --target: no server to test")
     session = TargetSession(conformance_options)
     try:
         session.start()
@@ -53,9 +54,7 @@ def transport(
 ) -> Transport:
     """The transport this test instance runs over (parametrised by the plugin)."""
     chosen = Transport(request.param)
-    reason = conformance_session.unavailable_reason(target, chosen)
-    if reason is not None:
-        pytest.skip(reason)
+    conformance_session.require_transport(target, chosen)
     return chosen
 
 
@@ -136,8 +135,8 @@ def agent_setup(conformance_options: Options) -> AgentSetup:
     """The agent under test and its timing bounds (skips the agent tests when there is none)."""
     if conformance_options.agent is None:
         if conformance_options.opamp_agent is not None:
-            pytest.skip("not applicable: the agent under test speaks OpAMP (--agent-protocol)")
-        pytest.skip("no --agent-cmd: the agent tests need an agent to launch")
+            out_of_scope("the agent under test speaks OpAMP only (--agent-protocol)")
+        out_of_scope("no --agent-cmd: no agent under test")
     return conformance_options.agent
 
 
@@ -146,9 +145,9 @@ def opamp_agent_setup(conformance_options: Options) -> AgentSetup:
     """The OpAMP agent under test (skips the OpAMP agent tests when there is none)."""
     if conformance_options.opamp_agent is None:
         if conformance_options.agent is not None:
-            pytest.skip(
-                "not applicable: the agent under test speaks Fleet only"
+            out_of_scope(
+                "the agent under test speaks Fleet only"
                 " (--agent-protocol=opamp or both for an OpAMP agent)"
             )
-        pytest.skip("no --agent-cmd: the agent tests need an agent to launch")
+        out_of_scope("no --agent-cmd: no agent under test")
     return conformance_options.opamp_agent

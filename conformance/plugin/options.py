@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from conformance.baseline import load as load_baseline
 from conformance.catalogue import CATALOGUE
 from conformance.model.agent_timing import Timing
 from conformance.profiles import DEFAULT_PROFILE, PROFILES, Profile
+from conformance.scope import Part, Scope
 from conformance.target import Target, TargetError, Transport, parse_header, parse_target
 from conformance.wire import DEFAULT_MAX_MESSAGE_BYTES
 
@@ -30,6 +32,8 @@ DEFAULT_SETTLE = 2.0
 #: The OpAMP spec's recommended minimum retry interval (rules section 6).
 DEFAULT_OPAMP_FLOOR = 30.0
 AGENT_PROTOCOLS = ("fleet", "opamp", "both")
+#: Exit code of a --certify run whose verdict is INCOMPLETE (pytest uses 0-5).
+EXIT_INCOMPLETE = 6
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -71,6 +75,13 @@ def add_options(parser: pytest.Parser) -> None:
         default=False,
         help="SHOULD findings fail the run (by default they are warnings). pytest's own"
         " --strict implies it.",
+    )
+    group.addoption(
+        "--certify",
+        action="store_true",
+        default=False,
+        help="a certification run: an INCOMPLETE verdict (a MUST not judged, or an"
+        f" interrupted run) exits with code {EXIT_INCOMPLETE} instead of 0",
     )
     group.addoption(
         "--request-timeout",
@@ -226,6 +237,7 @@ class Options:
     profile: Profile
     strict: bool
     report_dir: Path
+    certify: bool = False
     enrollment_token: str | None = None
     disabled_enrollment_token: str | None = None
     expected_failures: tuple[Entry, ...] = ()
@@ -248,6 +260,57 @@ class Options:
     def embedded(self) -> bool:
         """No ``--target`` given: the bundled reference server is the target."""
         return not self.targets
+
+    @property
+    def parts(self) -> tuple[Part, ...]:
+        """The roles under test: servers unless only an agent is given, and the agents."""
+        parts: list[Part] = []
+        if not self.agent_only:
+            parts += [Part.OPAMP_SERVER, Part.FLEET_SERVER]
+        if self.opamp_agent is not None:
+            parts.append(Part.OPAMP_AGENT)
+        if self.agent is not None:
+            parts.append(Part.FLEET_AGENT)
+        return tuple(parts)
+
+    def scope(self, selection: list[str], interrupted: bool) -> Scope:
+        """The run's scope for the reports: roles, windows and the options that mattered."""
+        windows = {"request_timeout": self.profile.request_timeout}
+        opts: dict[str, str] = {
+            "targets": ", ".join(t.display for t in self.targets) or "embedded reference",
+            "max_message_bytes": (
+                f"{self.max_message_bytes} (given)"
+                if self.max_message_given
+                else f"{self.max_message_bytes} (the spec's default)"
+            ),
+            "target_headers": ", ".join(name for name, _ in self.headers) or "none",
+            "enrollment_token": "given" if self.enrollment_token else "not given",
+            "disabled_enrollment_token": (
+                "given" if self.disabled_enrollment_token else "not given"
+            ),
+            "strict": str(self.strict).lower(),
+            "certify": str(self.certify).lower(),
+        }
+        for name, setup in (("agent", self.agent), ("opamp_agent", self.opamp_agent)):
+            if setup is None:
+                continue
+            windows[f"{name}_window"] = setup.window
+            windows[f"{name}_backoff_floor"] = setup.timing.floor
+            windows[f"{name}_backoff_cap"] = setup.timing.cap
+            opts[f"{name}_cmd"] = (
+                "reference agent (bundled)" if not self.agent_given else "--agent-cmd given"
+            )
+        if self.expected_failures:
+            opts["expected_failures"] = f"{len(self.expected_failures)} entries"
+        return Scope(
+            parts=self.parts,
+            profile=self.profile.name,
+            transport=self.transport,
+            windows=windows,
+            options=opts,
+            selection=selection,
+            interrupted=interrupted,
+        )
 
     def selected_transports(self, target: Target) -> list[Transport]:
         if self.transport == "auto":
@@ -316,6 +379,7 @@ def read_options(config: pytest.Config) -> Options:
         profile=profile,
         strict=strict_mode(config),
         report_dir=Path(config.getoption("report_dir")),
+        certify=bool(config.getoption("certify")),
         enrollment_token=config.getoption("enrollment_token") or None,
         disabled_enrollment_token=config.getoption("disabled_enrollment_token") or None,
         expected_failures=expected,
@@ -403,6 +467,26 @@ def selected(ids: list[str], chosen: list[str], left_out: list[str]) -> bool:
 
 #: Verdicts ``--rerun-failed`` picks up from an earlier report.
 RERUN_VERDICTS = ("fail", "warn", "error")
+
+
+def selection_words(config: pytest.Config) -> list[str]:
+    """The requirement selection options as given (for the report's scope)."""
+    words = [f"--requirement={p}" for p in config.getoption("requirement")]
+    words += [f"--exclude-requirement={p}" for p in config.getoption("exclude_requirement")]
+    if config.getoption("rerun_failed"):
+        words.append(f"--rerun-failed={config.getoption('rerun_failed')}")
+    return words
+
+
+def deselected_by_options(config: pytest.Config) -> Callable[[str], bool]:
+    """Whether the selection options leave a requirement's tests out."""
+    chosen, left_out = requirement_patterns(config)
+    rerun = rerun_ids(config)
+
+    def left(rid: str) -> bool:
+        return not selected([rid], chosen, left_out) or (rerun is not None and rid not in rerun)
+
+    return left
 
 
 def rerun_ids(config: pytest.Config) -> set[str] | None:

@@ -8,7 +8,7 @@ single-process run.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +16,8 @@ import pytest
 
 from conformance.baseline import Entry
 from conformance.catalogue import CATALOGUE, Requirement
+from conformance.outcomes import NotApplicable, NotJudged, OutOfScope
+from conformance.scope import Scope, part_of
 from conformance.verdicts import (
     Verdict,
     combine,
@@ -45,14 +47,37 @@ class Finding:
     verdict: Verdict
     message: str = ""
     evidence: str = ""
+    #: What the user can do to judge it (``not judged`` findings only).
+    remedy: str = ""
 
     def to_json(self) -> dict[str, str]:
-        return {
+        data = {
             "requirement": self.requirement,
             "verdict": self.verdict.value,
             "message": self.message,
             "evidence": self.evidence,
         }
+        if self.remedy:
+            data["remedy"] = self.remedy
+        return data
+
+
+#: The remedy of a plain ``pytest.skip`` (suite code calls :mod:`conformance.outcomes`).
+UNCLASSIFIED_REMEDY = "see the reason; the suite did not say how to judge it"
+
+
+def skip_findings(requirements: list[str], exc: BaseException | None, reason: str) -> list[Finding]:
+    """The findings of a skipped test, by which of :mod:`conformance.outcomes` ended it."""
+    if isinstance(exc, NotApplicable):
+        return [Finding(r, Verdict.NOT_APPLICABLE, exc.reason, exc.evidence) for r in requirements]
+    if isinstance(exc, OutOfScope):
+        return [Finding(r, Verdict.OUT_OF_SCOPE, exc.reason) for r in requirements]
+    if isinstance(exc, NotJudged):
+        return [Finding(r, Verdict.NOT_JUDGED, exc.reason, remedy=exc.remedy) for r in requirements]
+    # Anything else that skipped (a plain pytest.skip) judged nothing: never a pass.
+    return [
+        Finding(r, Verdict.NOT_JUDGED, reason, remedy=UNCLASSIFIED_REMEDY) for r in requirements
+    ]
 
 
 def findings_for(
@@ -70,7 +95,7 @@ def findings_for(
     message of its pass findings (how SRV-THROTTLE reports what it saw).
     """
     if outcome == "skipped":
-        return [Finding(r, Verdict.SKIP, skip_reason) for r in requirements]
+        return skip_findings(requirements, exc, skip_reason)
     if outcome == "passed":
         note = "; ".join(notes or [])
         return [Finding(r, Verdict.PASS, note) for r in requirements] if when == "call" else []
@@ -87,8 +112,9 @@ def findings_for(
     if completed_checks(exc):
         found += [Finding(r, Verdict.PASS) for r in rest]
     else:
-        why = "not judged: the test stopped at " + ", ".join(sorted(violated))
-        found += [Finding(r, Verdict.NOT_RUN, why) for r in rest]
+        why = "the test stopped at its finding on " + ", ".join(sorted(violated))
+        remedy = "fix that finding and run again"
+        found += [Finding(r, Verdict.NOT_JUDGED, why, remedy=remedy) for r in rest]
     return found
 
 
@@ -98,7 +124,13 @@ def encode(findings: list[Finding]) -> str:
 
 def decode(text: str) -> list[Finding]:
     return [
-        Finding(d["requirement"], Verdict(d["verdict"]), d["message"], d["evidence"])
+        Finding(
+            d["requirement"],
+            Verdict(d["verdict"]),
+            d["message"],
+            d["evidence"],
+            d.get("remedy", ""),
+        )
         for d in json.loads(text)
     ]
 
@@ -108,22 +140,46 @@ class RequirementResult:
     """The aggregated verdict for one requirement over every test that checked it."""
 
     requirement: Requirement
-    verdict: Verdict = Verdict.NOT_RUN
+    #: *not judged* until a test reports on it (see :meth:`Results.finalize`).
+    verdict: Verdict = Verdict.NOT_JUDGED
     #: Every test's finding on this requirement, with the test's node ID.
     checks: list[tuple[str, Finding]] = field(default_factory=list)
     #: Set by a baseline: "expected" (a listed failure) or "stale" (listed, but passed).
     baseline: str | None = None
     baseline_reason: str = ""
+    #: Why no test judged it, and how to, when no test reported on it at all.
+    unreported: tuple[str, str] | None = None
+
+    @property
+    def reason(self) -> str:
+        """Why the verdict is what it is, for *not judged* and *not applicable*."""
+        if self.unreported is not None:
+            return self.unreported[0]
+        return next((f.message for f in self.findings if f.verdict is self.verdict), "")
+
+    @property
+    def remedy(self) -> str:
+        """How to judge a *not judged* requirement ('' for any other verdict)."""
+        if self.verdict is not Verdict.NOT_JUDGED:
+            return ""
+        if self.unreported is not None:
+            return self.unreported[1]
+        return next((f.remedy for f in self.findings if f.verdict is self.verdict and f.remedy), "")
 
     def to_json(self) -> dict[str, Any]:
         req = self.requirement
         extra: dict[str, Any] = {}
         if self.baseline is not None:
             extra["baseline"] = {"status": self.baseline, "reason": self.baseline_reason}
+        if self.verdict in (Verdict.NOT_JUDGED, Verdict.NOT_APPLICABLE):
+            extra["reason"] = self.reason
+        if self.verdict is Verdict.NOT_JUDGED:
+            extra["remedy"] = self.remedy
         return extra | {
             "id": req.id,
             "level": req.level.value,
             "role": req.role.value,
+            "part": part_of(req.id).value,
             "title": req.title,
             "source": req.source,
             "verdict": self.verdict.value,
@@ -135,13 +191,28 @@ class RequirementResult:
             "evidence": [
                 f.to_json() | {"test": test}
                 for test, f in self.checks
-                if f.message or f.verdict not in (Verdict.PASS, Verdict.NOT_RUN)
+                if f.message or f.verdict is not Verdict.PASS
             ],
         }
 
     @property
     def findings(self) -> list[Finding]:
         return [f for _, f in self.checks]
+
+
+#: Why a requirement no test reported on was not judged, and the remedy.
+UNREPORTED_INTERRUPTED = (
+    "the run was interrupted (SIGINT or SIGTERM) before a test judged it",
+    "run the suite again to its end",
+)
+UNREPORTED_DESELECTED = (
+    "left out by --requirement, --exclude-requirement or --rerun-failed",
+    "run without those options to judge every requirement",
+)
+UNREPORTED_NO_TEST = (
+    "no test reported on it in this run",
+    "run the whole suite (no test path or -k selection)",
+)
 
 
 @dataclass
@@ -157,8 +228,26 @@ class Results:
         for finding in findings:
             result = self.by_id[finding.requirement]
             self.seen_any = True
+            first = not result.checks
             result.checks.append((nodeid, finding))
-            result.verdict = combine(result.verdict, finding.verdict)
+            result.verdict = finding.verdict if first else combine(result.verdict, finding.verdict)
+
+    def finalize(self, scope: Scope, deselected: Callable[[str], bool]) -> None:
+        """Settle the requirements no test reported on, and those out of scope."""
+        for rid, result in self.by_id.items():
+            if not scope.covers(rid):
+                result.verdict = Verdict.OUT_OF_SCOPE
+            elif not result.checks:
+                if scope.interrupted:
+                    result.unreported = UNREPORTED_INTERRUPTED
+                elif deselected(rid):
+                    result.unreported = UNREPORTED_DESELECTED
+                else:
+                    result.unreported = UNREPORTED_NO_TEST
+                result.verdict = Verdict.NOT_JUDGED
+
+    def in_scope(self) -> list[RequirementResult]:
+        return [r for r in self.by_id.values() if r.verdict is not Verdict.OUT_OF_SCOPE]
 
     def count(self, verdict: Verdict) -> int:
         return sum(1 for r in self.by_id.values() if r.verdict is verdict)

@@ -1,17 +1,28 @@
-"""The console summary printed at the end of a conformance run."""
+"""The console summary printed at the end of a conformance run, and its verdict line."""
 
 from __future__ import annotations
 
 import pytest
 
+from conformance.certification import CERTIFIED, INCOMPLETE, Certification, summary_line
 from conformance.plugin.results import Results
 from conformance.verdicts import Verdict
 
 _SHOWN = (Verdict.FAIL, Verdict.ERROR, Verdict.WARN)
+_COUNTED = (
+    Verdict.FAIL,
+    Verdict.ERROR,
+    Verdict.WARN,
+    Verdict.NOT_JUDGED,
+    Verdict.PASS,
+    Verdict.NOT_APPLICABLE,
+)
 
 
-def write_summary(tr: pytest.TerminalReporter, results: Results, report_path: str) -> None:
-    """One line per failing, erroring or warning requirement, then the counts."""
+def write_summary(
+    tr: pytest.TerminalReporter, results: Results, cert: Certification, report_path: str
+) -> None:
+    """Findings, then what was not judged (with remedies) and not applicable, then counts."""
     tr.section("fleet-conformance verdicts")
     for verdict in _SHOWN:
         for result in results.by_id.values():
@@ -34,9 +45,27 @@ def write_summary(tr: pytest.TerminalReporter, results: Results, report_path: st
                 f"STALE {req.id} ({req.level.value}): listed in --expected-failures"
                 f" ({result.baseline_reason}) but passed: remove the entry"
             )
+    for missing in cert.not_judged:
+        tr.write_line(f"NOT JUDGED {missing.id} ({missing.level}): {missing.reason}")
+        tr.write_line(f"    to judge it: {missing.remedy}")
+    if cert.not_applicable:
+        names = ", ".join(rid for rid, _ in cert.not_applicable)
+        tr.write_line(f"not applicable (the target's own answers, see the report): {names}")
+    in_scope = results.in_scope()
     counts = ", ".join(
-        f"{results.count(v)} {v.value}" for v in reversed(Verdict) if results.count(v)
+        f"{n} {v.value}" for v in _COUNTED if (n := sum(1 for r in in_scope if r.verdict is v))
     )
     tr.write_line(f"requirements: {counts}")
+    out = results.count(Verdict.OUT_OF_SCOPE)
+    if out:
+        tr.write_line(f"out of scope: {out} requirements of roles not under test")
     if report_path:
         tr.write_line(f"report: {report_path} (conformance.html and junit.xml beside it)")
+
+
+def write_verdict_line(tr: pytest.TerminalReporter, cert: Certification) -> None:
+    """The run's last console line: the certification verdict and why."""
+    markup = {"green": True} if cert.verdict == CERTIFIED else {"red": True}
+    if cert.verdict == INCOMPLETE:
+        markup = {"yellow": True}
+    tr.write_line("fleet-conformance: " + summary_line(cert), bold=True, **markup)

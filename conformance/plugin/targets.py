@@ -12,6 +12,7 @@ from conformance.drivers import Exchange, Problem
 from conformance.drivers.http import HttpDriver
 from conformance.drivers.ws import WsDriver
 from conformance.messages import heartbeat, new_uid
+from conformance.outcomes import NotApplicable, NotJudged
 from conformance.plugin.embedded import EmbeddedServer
 from conformance.plugin.options import Options
 from conformance.target import Target, Transport, parse_target
@@ -88,7 +89,9 @@ class TargetSession:
     #: The target's size limit (SRV-413), and whether it is known rather than the default.
     max_message_bytes: int = 0
     size_limit_known: bool = False
-    _availability: dict[tuple[str, Transport], str | None] = field(default_factory=dict)
+    _availability: dict[tuple[str, Transport], NotApplicable | NotJudged | None] = field(
+        default_factory=dict
+    )
     _state_dir: tempfile.TemporaryDirectory[str] | None = None
 
     def __repr__(self) -> str:
@@ -143,34 +146,56 @@ class TargetSession:
             return [f"embedded reference server ({len(self.embedded)} instances: {urls})"]
         return [t.given for t in self.targets]
 
-    def unavailable_reason(self, target: Target, transport: Transport) -> str | None:
+    def unavailable(self, target: Target, transport: Transport) -> NotApplicable | NotJudged | None:
         """Why ``transport`` is not tested on ``target`` (``None``: it is tested).
 
         The transport the user named (or the URL's scheme names) is always
-        tested; the other one only when the target is seen to speak it.
+        tested; the other one only when the target is seen to speak it. A
+        target that answers the probe with an HTTP status shows it lacks the
+        transport (not applicable); one that does not answer leaves it not
+        judged; a transport left out by ``--transport`` is not judged either.
         """
         if transport not in self.options.selected_transports(target):
-            return f"--transport {self.options.transport} selected"
+            return NotJudged(
+                f"--transport {self.options.transport} leaves {transport.value} out",
+                "run with --transport=auto (the default) to test both transports",
+            )
         if transport is self.options.primary_transport(target) or self.embedded:
             return None
         key = (target.given, transport)
         if key not in self._availability:
-            seen = probe(target, transport, self.headers, self.options.profile.probe_timeout)
-            reason = None
-            if transport is Transport.WS and seen.status != 101:
-                reason = f"target does not accept WebSocket at {target.ws_url}: " + (
-                    seen.detail or (seen.problem.value if seen.problem else "")
-                )
-            elif (
-                transport is Transport.HTTP
-                and seen.reply is None
-                and seen.status
-                not in (
-                    401,
-                    403,
-                )
-            ):
-                reason = f"target does not answer OpAMP over plain HTTP at {target.http_url}: "
-                reason += seen.detail or (seen.problem.value if seen.problem else str(seen.status))
-            self._availability[key] = reason
+            self._availability[key] = self._probe_transport(target, transport)
         return self._availability[key]
+
+    def _probe_transport(
+        self, target: Target, transport: Transport
+    ) -> NotApplicable | NotJudged | None:
+        seen = probe(target, transport, self.headers, self.options.profile.probe_timeout)
+        url = target.ws_url if transport is Transport.WS else target.http_url
+        if transport is Transport.WS and seen.status == 101:
+            return None
+        if transport is Transport.HTTP and (seen.reply is not None or seen.status in (401, 403)):
+            return None
+        what = "WebSocket upgrade" if transport is Transport.WS else "OpAMP POST"
+        if seen.status and seen.problem in (
+            None,
+            Problem.REJECTED,
+            Problem.UNDECODABLE,
+            Problem.EMPTY,
+        ):
+            answer = f"HTTP {seen.status}" + (f" ({seen.detail})" if seen.detail else "")
+            return NotApplicable(
+                f"the target does not speak {transport.value} at {url}",
+                f"a {what} to {url} was answered {answer}",
+            )
+        problem = seen.problem.value if seen.problem else "no answer"
+        return NotJudged(
+            f"the {what} to {url} got no usable answer ({problem}: {seen.detail})",
+            f"check that {url} answers within --request-timeout, or raise --request-timeout",
+        )
+
+    def require_transport(self, target: Target, transport: Transport) -> None:
+        """End the test (not applicable or not judged) unless ``transport`` is tested."""
+        outcome = self.unavailable(target, transport)
+        if outcome is not None:
+            raise outcome

@@ -184,9 +184,7 @@ def test_gzip_and_chunked_bodies_accepted_like_plain(
 
 
 def _http_or_skip(opamp: Clients, session: TargetSession, what: str) -> HttpDriver:
-    reason = session.unavailable_reason(session.primary, Transport.HTTP)
-    if reason is not None:
-        pytest.skip(f"{what} are an HTTP matter: {reason}")
+    session.require_transport(session.primary, Transport.HTTP)
     return opamp.http()
 
 

@@ -58,9 +58,7 @@ def _instances(opamp: Clients, session: TargetSession) -> list[HttpDriver]:
             " directly) to spread an agent's messages over"
         )
     for target in session.targets:
-        reason = session.unavailable_reason(target, Transport.HTTP)
-        if reason is not None:
-            pytest.skip(f"messages are spread over plain HTTP: {reason}")
+        session.require_transport(target, Transport.HTTP)
     timeout = active().request_timeout
     return [HttpDriver(t.http_url, opamp.headers, timeout=timeout) for t in session.targets]
 
