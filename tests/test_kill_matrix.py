@@ -1,7 +1,8 @@
 """The kill matrix: the real suite against the reference and every faulty twin.
 
 Each twin must make the suite report exactly the requirement IDs listed for
-it in ``fixtures/kill_matrix.toml``; the reference must produce no finding.
+it in ``fixtures/kill_matrix.toml`` and end with the certification verdict
+recorded there; the reference must produce no finding and be CERTIFIED.
 The Hypothesis seed comes from ``KILL_MATRIX_SEED`` (random otherwise, and
 printed so a failure can be reproduced).
 """
@@ -47,4 +48,5 @@ def test_suite_reports_exactly_the_broken_requirements(case: str, tmp_path: Path
     assert run.ids("error") == set(), context
     assert run.ids("fail") == expected.fail, context
     assert run.ids("warn") == expected.warn, context
+    assert run.report["certification"]["verdict"] == expected.certification, context
     assert run.returncode == (1 if expected.fail else 0), context
