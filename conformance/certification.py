@@ -114,8 +114,9 @@ def certify(
     return Certification(verdict, blockers, missing, not_applicable, interrupted)
 
 
-def summary_line(cert: Certification, limit: int = 6) -> str:
-    """The console's last line: the verdict, then what blocks it or what is missing."""
+def summary_line(cert: Certification, limit: int = 3) -> str:
+    """The console's last line: the verdict, then what blocks it or what is missing and how
+    to judge it (the first ``limit`` items; the summary above lists them all)."""
     if cert.verdict == CERTIFIED:
         extra = f" ({len(cert.not_applicable)} MUST not applicable)" if cert.not_applicable else ""
         return f"{CERTIFIED}: every counted requirement was judged and held{extra}"
@@ -123,11 +124,30 @@ def summary_line(cert: Certification, limit: int = 6) -> str:
         shown = "; ".join(cert.blockers[:limit])
         more = f"; and {len(cert.blockers) - limit} more" if len(cert.blockers) > limit else ""
         return f"{NOT_CERTIFIED}: {shown}{more}"
-    parts: list[str] = []
     if cert.interrupted:
-        parts.append("the run was interrupted")
-    if cert.not_judged:
-        parts.append(f"{len(cert.not_judged)} not judged")
-    if not parts:
-        parts.append("nothing was judged")
-    return f"{INCOMPLETE}: " + ", ".join(parts) + " (see the list above for how to judge each)"
+        return (
+            f"{INCOMPLETE}: the run was interrupted, {len(cert.not_judged)} requirements not"
+            " judged: run the suite again to its end"
+        )
+    if not cert.not_judged:
+        return f"{INCOMPLETE}: nothing was judged"
+    groups = group_missing(cert.not_judged)
+    shown = "; ".join(
+        f"{_names(members)} (to judge: {remedy})"
+        for remedy, members in list(groups.items())[:limit]
+    )
+    more = f"; and {len(groups) - limit} more" if len(groups) > limit else ""
+    return f"{INCOMPLETE}: {len(cert.not_judged)} not judged: {shown}{more}"
+
+
+def _names(members: list[Missing], most: int = 6) -> str:
+    names = ", ".join(m.id for m in members[:most])
+    return names + (f" and {len(members) - most} more" if len(members) > most else "")
+
+
+def group_missing(missing: list[Missing]) -> dict[str, list[Missing]]:
+    """Not-judged requirements grouped by their remedy, in first-seen order."""
+    groups: dict[str, list[Missing]] = {}
+    for item in missing:
+        groups.setdefault(item.remedy, []).append(item)
+    return groups

@@ -7,7 +7,13 @@ from typing import Any
 
 import pytest
 
-from conformance.certification import certify
+from conformance.certification import (
+    CERTIFIED,
+    INCOMPLETE,
+    NOT_CERTIFIED,
+    certify,
+    summary_line,
+)
 from conformance.report_junit import render as render_junit
 
 
@@ -21,7 +27,9 @@ PASSING = [req("SRV-REPLY", "pass"), req("SRV-FS-QUIET", "pass", "SHOULD")]
 
 
 def test_all_must_passed_certifies() -> None:
-    assert certify(PASSING, strict=False).certified
+    result = certify(PASSING, strict=False)
+    assert result.certified and result.verdict == CERTIFIED
+    assert result.to_json()["verdict"] == "CERTIFIED" and result.to_json()["certified"]
 
 
 @pytest.mark.parametrize(
@@ -32,7 +40,6 @@ def test_all_must_passed_certifies() -> None:
             req("SRV-FS-GAP", "fail", baseline={"status": "expected", "reason": "r"}),
             "SRV-FS-GAP: failed (expected failure)",
         ),
-        (req("SRV-FS-GAP", "not run"), "SRV-FS-GAP: not run"),
         (req("SRV-BADREQ", "error", "SHOULD"), "SRV-BADREQ: harness error, not judged"),
         (
             req("SRV-BADREQ", "pass", "SHOULD", baseline={"status": "stale", "reason": "r"}),
@@ -42,28 +49,63 @@ def test_all_must_passed_certifies() -> None:
 )
 def test_each_blocker_is_named(extra: dict[str, Any], blocker: str) -> None:
     result = certify([*PASSING, extra], strict=False)
-    assert not result.certified
+    assert result.verdict == NOT_CERTIFIED and not result.certified
     assert result.blockers == [blocker]
+    assert result.to_json()["certified"] is False
 
 
 def test_should_warning_blocks_only_under_strict() -> None:
     reqs = [*PASSING, req("SRV-GZIP-RESP", "warn", "SHOULD")]
     assert certify(reqs, strict=False).certified
-    assert not certify(reqs, strict=True).certified
+    assert certify(reqs, strict=True).verdict == NOT_CERTIFIED
 
 
-def test_skipped_must_is_listed_not_blocking() -> None:
-    result = certify([*PASSING, req("SRV-AUTH-401", "skip")], strict=False)
-    assert result.certified and result.skipped_must == ["SRV-AUTH-401"]
+def test_a_must_not_judged_makes_it_incomplete_with_the_remedy() -> None:
+    missing = req("SRV-413", "not judged", reason="quick profile", remedy="--max-message-bytes=N")
+    result = certify([*PASSING, missing], strict=False)
+    assert result.verdict == INCOMPLETE and not result.certified
+    assert [m.to_json() for m in result.not_judged] == [
+        {
+            "id": "SRV-413",
+            "level": "MUST",
+            "reason": "quick profile",
+            "remedy": "--max-message-bytes=N",
+        }
+    ]
+    assert "1 not judged" in summary_line(result)
 
 
-def test_a_role_not_under_test_does_not_block() -> None:
-    result = certify([*PASSING, req("AGT-SEQ", "not run", role="agent")], strict=False)
+def test_a_should_not_judged_counts_only_under_strict() -> None:
+    reqs = [*PASSING, req("SRV-FS-STATELESS", "not judged", "SHOULD", reason="r", remedy="m")]
+    assert certify(reqs, strict=False).certified
+    assert certify(reqs, strict=True).verdict == INCOMPLETE
+
+
+def test_a_failure_outweighs_what_was_not_judged() -> None:
+    reqs = [
+        *PASSING,
+        req("SRV-413", "not judged", reason="r", remedy="m"),
+        req("SRV-FS-GAP", "fail"),
+    ]
+    assert certify(reqs, strict=False).verdict == NOT_CERTIFIED
+
+
+def test_not_applicable_must_is_listed_not_blocking() -> None:
+    na = req("SRV-AUTH-401", "not applicable", reason="served without credentials")
+    result = certify([*PASSING, na], strict=False)
     assert result.certified
+    assert result.not_applicable == [("SRV-AUTH-401", "served without credentials")]
 
 
 def test_nothing_judged_never_certifies() -> None:
-    assert not certify([req("SRV-REPLY", "not run")], strict=False).certified
+    only = [req("SRV-AUTH-401", "not applicable", reason="r")]
+    assert certify(only, strict=False).verdict == INCOMPLETE
+    assert certify([], strict=False).verdict == INCOMPLETE
+
+
+def test_an_interrupted_run_is_incomplete() -> None:
+    result = certify(PASSING, strict=False, interrupted=True)
+    assert result.verdict == INCOMPLETE and "interrupted" in summary_line(result)
 
 
 def junit_cases(requirement: dict[str, Any]) -> list[ET.Element]:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from conformance.catalogue import Level
+from conformance.outcomes import NotApplicable, NotJudged, OutOfScope
 from conformance.plugin.results import Finding, Results, findings_for
+from conformance.scope import Part, Scope
 from conformance.verdicts import (
     Findings,
     Verdict,
@@ -24,13 +26,19 @@ def test_levels_map_to_verdicts() -> None:
     assert verdict_for_violation(Level.MAY, strict=True) is Verdict.PASS
 
 
-def test_combine_escalates_and_skip_never_hides() -> None:
+def test_combine_escalates_and_not_applicable_never_hides_a_pass() -> None:
     assert combine(Verdict.PASS, Verdict.FAIL) is Verdict.FAIL
     assert combine(Verdict.FAIL, Verdict.PASS) is Verdict.FAIL
-    assert combine(Verdict.SKIP, Verdict.PASS) is Verdict.PASS
-    assert combine(Verdict.PASS, Verdict.SKIP) is Verdict.PASS
-    assert combine(Verdict.NOT_RUN, Verdict.SKIP) is Verdict.SKIP
+    assert combine(Verdict.NOT_APPLICABLE, Verdict.PASS) is Verdict.PASS
+    assert combine(Verdict.PASS, Verdict.NOT_APPLICABLE) is Verdict.PASS
     assert combine(Verdict.WARN, Verdict.ERROR) is Verdict.ERROR
+
+
+def test_a_rule_judged_on_one_transport_only_is_not_judged() -> None:
+    assert combine(Verdict.PASS, Verdict.NOT_JUDGED) is Verdict.NOT_JUDGED
+    assert combine(Verdict.NOT_JUDGED, Verdict.PASS) is Verdict.NOT_JUDGED
+    assert combine(Verdict.NOT_JUDGED, Verdict.FAIL) is Verdict.FAIL
+    assert combine(Verdict.NOT_APPLICABLE, Verdict.NOT_JUDGED) is Verdict.NOT_JUDGED
 
 
 def test_unknown_requirement_in_a_violation_is_a_suite_bug() -> None:
@@ -55,14 +63,27 @@ def test_findings_for_outcomes() -> None:
     reqs = ["SRV-REPLY", "SRV-GZIP"]
     passed = findings_for(reqs, "call", "passed", None, "", strict=False)
     assert {f.verdict for f in passed} == {Verdict.PASS}
-    skipped = findings_for(reqs, "setup", "skipped", None, "no ws", strict=False)
-    assert {(f.verdict, f.message) for f in skipped} == {(Verdict.SKIP, "no ws")}
+    plain = findings_for(reqs, "setup", "skipped", None, "no ws", strict=False)
+    assert {(f.verdict, f.message) for f in plain} == {(Verdict.NOT_JUDGED, "no ws")}
+    assert all(f.remedy for f in plain)
+    na = NotApplicable("no WebSocket", "upgrade answered 404")
+    skipped = findings_for(reqs, "setup", "skipped", na, "x", strict=False)
+    assert {(f.verdict, f.message, f.evidence) for f in skipped} == {
+        (Verdict.NOT_APPLICABLE, "no WebSocket", "upgrade answered 404")
+    }
+    nj = NotJudged("no token", "--enrollment-token=T")
+    unjudged = findings_for(reqs, "call", "skipped", nj, "x", strict=False)
+    assert {(f.verdict, f.remedy) for f in unjudged} == {
+        (Verdict.NOT_JUDGED, "--enrollment-token=T")
+    }
+    out = findings_for(reqs, "setup", "skipped", OutOfScope("no agent"), "x", strict=False)
+    assert {f.verdict for f in out} == {Verdict.OUT_OF_SCOPE}
     harness = findings_for(reqs, "call", "failed", RuntimeError("boom"), "", strict=False)
     assert {f.verdict for f in harness} == {Verdict.ERROR}
     broken = findings_for(reqs, "call", "failed", Violation("SRV-GZIP", "x"), "", strict=False)
     assert [(f.requirement, f.verdict) for f in broken] == [
         ("SRV-GZIP", Verdict.FAIL),
-        ("SRV-REPLY", Verdict.NOT_RUN),
+        ("SRV-REPLY", Verdict.NOT_JUDGED),
     ]
 
 
@@ -76,7 +97,35 @@ def test_results_exit_status() -> None:
     results.add("t3", [Finding("SRV-GZIP", Verdict.FAIL, "x")])
     assert results.exit_status() == 1
     assert results.by_id["SRV-GZIP"].verdict is Verdict.FAIL
-    assert results.by_id["SRV-UID-ECHO"].verdict is Verdict.NOT_RUN
+    assert results.by_id["SRV-UID-ECHO"].verdict is Verdict.NOT_JUDGED
+
+
+def test_a_first_pass_is_not_merged_with_the_unreported_default() -> None:
+    results = Results()
+    results.add("t1", [Finding("SRV-REPLY", Verdict.PASS)])
+    assert results.by_id["SRV-REPLY"].verdict is Verdict.PASS
+
+
+def test_finalize_settles_unreported_and_out_of_scope_requirements() -> None:
+    def scope(interrupted: bool) -> Scope:
+        return Scope(
+            parts=(Part.OPAMP_SERVER,), profile="quick", transport="auto", interrupted=interrupted
+        )
+
+    results = Results()
+    results.add("t1", [Finding("SRV-REPLY", Verdict.PASS)])
+    results.finalize(scope(False), lambda rid: rid == "SRV-GZIP")
+    assert results.by_id["SRV-REPLY"].verdict is Verdict.PASS
+    assert results.by_id["AGT-SEQ"].verdict is Verdict.OUT_OF_SCOPE
+    assert results.by_id["FLEET-SRV-STATUS"].verdict is Verdict.OUT_OF_SCOPE
+    gzip = results.by_id["SRV-GZIP"]
+    assert gzip.verdict is Verdict.NOT_JUDGED and "--requirement" in gzip.reason
+    assert gzip.remedy
+    assert "no test" in results.by_id["SRV-413"].reason
+    assert {r.requirement.id for r in results.in_scope()} >= {"SRV-REPLY", "SRV-GZIP"}
+    cut = Results()
+    cut.finalize(scope(True), lambda rid: False)
+    assert "interrupted" in cut.by_id["SRV-413"].reason
 
 
 def test_exception_groups_of_violations_are_findings_not_harness_errors() -> None:
@@ -104,7 +153,7 @@ def test_completed_tally_passes_the_other_declared_requirements() -> None:
         ("SRV-FS-QUIET-FULL", Verdict.PASS),
     }
     aborted = findings_for(reqs, "call", "failed", Violation("SRV-REPLY", "x"), "", False)
-    assert ("SRV-FS-QUIET", Verdict.NOT_RUN) in {(f.requirement, f.verdict) for f in aborted}
+    assert ("SRV-FS-QUIET", Verdict.NOT_JUDGED) in {(f.requirement, f.verdict) for f in aborted}
 
 
 def test_requirement_patterns_select_and_exclude() -> None:

@@ -105,7 +105,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(_Recorder(config), "fleet-conformance-recorder")
     if not _runs_suite(config):
         return
-    interrupts.install()
+    interrupts.install(forward_to_children=_uses_xdist_workers(config))
     _fix_seed(config)
     if getattr(config.option, "allure_report_dir", "missing") is None:
         # Our own default directory holds this run only (as conformance.json does);
@@ -118,6 +118,13 @@ def pytest_configure(config: pytest.Config) -> None:
             # xdist hands out runs of consecutive tests; the suite's tests wait on
             # clocks, not on shared fixtures, so one at a time spreads the slow ones.
             config.option.maxschedchunk = 1
+
+
+def _uses_xdist_workers(config: pytest.Config) -> bool:
+    """Whether this process is an xdist controller with workers of its own."""
+    if _is_worker(config) or not config.pluginmanager.has_plugin("xdist"):
+        return False
+    return bool(getattr(config.option, "numprocesses", None))
 
 
 SEED_INPUT = "fleet_conformance_seed"
@@ -167,9 +174,10 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         return
     options = read_options(config)
     try:
-        check_reachable(options)
+        check_reachable(options, config.getoption("request_timeout"))
     except Unreachable as exc:
-        pytest.exit(f"fleet-conformance: {exc}", returncode=EXIT_UNUSABLE)
+        # A usage error (exit 4): pytest prints it once, where pytest.exit printed it twice.
+        raise pytest.UsageError(f"fleet-conformance: {exc}") from None
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from conformance.certification import CERTIFIED, INCOMPLETE, Certification, summary_line
+from conformance.certification import (
+    CERTIFIED,
+    INCOMPLETE,
+    Certification,
+    Missing,
+    group_missing,
+    summary_line,
+)
 from conformance.plugin.results import Results
 from conformance.verdicts import Verdict
 
@@ -45,9 +52,10 @@ def write_summary(
                 f"STALE {req.id} ({req.level.value}): listed in --expected-failures"
                 f" ({result.baseline_reason}) but passed: remove the entry"
             )
-    for missing in cert.not_judged:
-        tr.write_line(f"NOT JUDGED {missing.id} ({missing.level}): {missing.reason}")
-        tr.write_line(f"    to judge it: {missing.remedy}")
+    for remedy, members in group_missing(cert.not_judged).items():
+        for reason, same in _by_reason(members).items():
+            tr.write_line(f"NOT JUDGED {', '.join(same)}: {reason}")
+        tr.write_line(f"    to judge {'it' if len(members) == 1 else 'them'}: {remedy}")
     if cert.not_applicable:
         names = ", ".join(rid for rid, _ in cert.not_applicable)
         tr.write_line(f"not applicable (the target's own answers, see the report): {names}")
@@ -61,6 +69,13 @@ def write_summary(
         tr.write_line(f"out of scope: {out} requirements of roles not under test")
     if report_path:
         tr.write_line(f"report: {report_path} (conformance.html and junit.xml beside it)")
+
+
+def _by_reason(members: list[Missing]) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for item in members:
+        found.setdefault(item.reason, []).append(f"{item.id} ({item.level})")
+    return found
 
 
 def write_verdict_line(tr: pytest.TerminalReporter, cert: Certification) -> None:

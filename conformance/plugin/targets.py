@@ -7,9 +7,11 @@ import secrets
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from conformance.drivers import Exchange, Problem
-from conformance.drivers.http import HttpDriver
+from conformance.drivers.http import NO_CONNECTION, HttpDriver
+from conformance.drivers.http11 import speaks_tls
 from conformance.drivers.ws import WsDriver
 from conformance.messages import heartbeat, new_uid
 from conformance.outcomes import NotApplicable, NotJudged
@@ -19,7 +21,11 @@ from conformance.target import Target, Transport, parse_target
 
 
 class Unreachable(RuntimeError):
-    """A target that cannot be used at all: one clear error for the whole session."""
+    """A target that cannot be used at all: one clear error for the whole session.
+
+    A misconfigured run (wrong scheme, a redirect, nothing listening, a server
+    too slow for the timeout) is a usage error, never a finding against the target.
+    """
 
 
 def probe(
@@ -37,22 +43,113 @@ def unreachable(exchange: Exchange) -> bool:
     return exchange.problem in (Problem.CONNECT, Problem.TIMEOUT)
 
 
-def check_reachable(options: Options) -> None:
-    """Raise :class:`Unreachable` unless every ``--target`` answers on its primary transport."""
+def check_reachable(options: Options, request_timeout: float | None = None) -> None:
+    """Raise :class:`Unreachable` unless every ``--target`` answers on its primary transport.
+
+    Each target is probed once, bounded by ``request_timeout`` (``--request-timeout``,
+    when given) or else the profile's probe bound. A target that answers
+    well costs one exchange; only a failed probe is looked at further.
+    """
+    timeout = options.profile.probe_timeout if request_timeout is None else request_timeout
     for target in options.targets:
         transport = options.primary_transport(target)
-        seen = probe(target, transport, list(options.headers), options.profile.probe_timeout)
-        if unreachable(seen):
-            raise Unreachable(
-                f"target {target.url(transport)} is unreachable over {transport.value}: "
-                f"{seen.problem.value if seen.problem else ''} ({seen.detail}); "
-                "check the URL and that the server is running"
+        seen = probe(target, transport, list(options.headers), timeout)
+        reason = startup_problem(target, transport, seen, list(options.headers), timeout)
+        if reason is not None:
+            raise Unreachable(reason)
+
+
+def startup_problem(
+    target: Target,
+    transport: Transport,
+    seen: Exchange,
+    headers: list[tuple[str, str]],
+    timeout: float,
+) -> str | None:
+    """Why the start-up probe's answer ``seen`` makes the run unusable (``None``: usable)."""
+    url = target.url(transport)
+    parts = urlsplit(url)
+    secure = parts.scheme in ("https", "wss")
+    host, port = parts.hostname or "", parts.port or (443 if secure else 80)
+    if seen.status is not None and 300 <= seen.status < 400:
+        location = seen.header("location")
+        where = f"to {urljoin(url, location)}" if location else "without a Location"
+        return (
+            f"target {url} answered the start-up probe with a redirect (HTTP {seen.status})"
+            f" {where}; the suite does not follow redirects: give the URL it should test"
+            " as --target"
+        )
+    if not secure and _looks_like_tls(transport, seen) and speaks_tls(host, port, timeout):
+        fixed = _with_scheme(target.given, "https" if transport is Transport.HTTP else "wss")
+        return (
+            f"target {url}: this port speaks TLS, not plain"
+            f" {'HTTP' if transport is Transport.HTTP else 'WebSocket'}:"
+            f" use --target={fixed}"
+        )
+    if secure and seen.problem is Problem.CONNECT and _tls_refused(seen.detail):
+        if "CERTIFICATE_VERIFY_FAILED" in seen.detail:
+            return (
+                f"target {url}: its TLS certificate is not trusted ({seen.detail}); set"
+                " SSL_CERT_FILE to the CA bundle that signed it"
             )
-        if transport is Transport.WS and seen.problem is Problem.REJECTED:
-            raise Unreachable(
-                f"target {target.ws_url} refused the WebSocket upgrade ({seen.detail});"
-                " use an http:// URL or --transport http for plain HTTP"
+        plain = probe(parse_target(_with_scheme(target.given, "http")), transport, headers, timeout)
+        if plain.status is not None:
+            fixed = _with_scheme(target.given, "http" if transport is Transport.HTTP else "ws")
+            return (
+                f"target {url}: this port speaks plain HTTP, not TLS ({seen.detail}):"
+                f" use --target={fixed}"
             )
+    if seen.problem is Problem.CONNECT:
+        return (
+            f"target {url} is unreachable over {transport.value}: could not connect"
+            f" ({seen.detail}); check the URL and that the server is running"
+        )
+    if seen.problem is Problem.TIMEOUT:
+        if seen.status is not None and transport is Transport.HTTP:
+            return (
+                f"target {url} answers too slowly: the head of its answer arrived"
+                f" (HTTP {seen.status}) but not the whole body within {timeout:g} s;"
+                " raise --request-timeout if the server is only slow"
+            )
+        if seen.detail.startswith(NO_CONNECTION):
+            return (
+                f"target {url} is unreachable over {transport.value}: could not connect within"
+                f" {timeout:g} s; check the host, the port and any firewall between"
+            )
+        what = "the WebSocket upgrade" if transport is Transport.WS else "the OpAMP request"
+        return (
+            f"target {url} accepted the connection but did not answer {what} within"
+            f" {timeout:g} s; check that it serves OpAMP at this URL, or raise"
+            " --request-timeout if the server is only slow"
+        )
+    if transport is Transport.WS and seen.problem is Problem.REJECTED:
+        return (
+            f"target {target.ws_url} refused the WebSocket upgrade ({seen.detail});"
+            " use an http:// URL or --transport http for plain HTTP"
+        )
+    return None
+
+
+def _looks_like_tls(transport: Transport, seen: Exchange) -> bool:
+    """Whether a plain request's outcome is what a TLS port gives it: a dropped
+    connection, bytes that are not HTTP, silence, or a 400 (Go's and nginx's answer)."""
+    if seen.status == 400:
+        return True
+    if transport is Transport.WS:
+        return seen.problem in (Problem.CONNECT, Problem.TIMEOUT)
+    if seen.problem is Problem.TIMEOUT:
+        return seen.status is None and not seen.detail.startswith(NO_CONNECTION)
+    return seen.problem is Problem.DISCONNECTED
+
+
+def _tls_refused(detail: str) -> bool:
+    """Whether a connect failure happened in the TLS handshake (HTTP and WebSocket drivers)."""
+    return detail.startswith("TLS:") or "SSL" in detail
+
+
+def _with_scheme(given: str, scheme: str) -> str:
+    """``given`` (a --target value) with its scheme replaced."""
+    return urlunsplit(urlsplit(given)._replace(scheme=scheme))
 
 
 def make_enrollment_token() -> str:
