@@ -13,6 +13,7 @@ import pytest
 
 from conformance.agent import reference
 from conformance.agent.launch import MARKER_ENV, AgentCommand, LaunchError, launched
+from conformance.catalogue import CATALOGUE
 from tests.suite_runner import run_suite, suite_command
 
 VALUES = {
@@ -145,9 +146,16 @@ def test_bad_agent_options_are_usage_errors(tmp_path: Path) -> None:
         assert message in run.output, run.output
 
 
-def test_agent_only_run_skips_the_server_tests(tmp_path: Path) -> None:
+def test_agent_only_run_leaves_the_server_rules_out_of_scope(tmp_path: Path) -> None:
     chosen = ["--requirement=FLEET-AGT-LIVENESS-PARAM", "--requirement=SRV-UID-ECHO", "-q"]
     run = run_suite([*reference.suite_args(), *chosen], tmp_path)
     assert run.returncode == 0, run.output
     assert run.ids("pass") == {"FLEET-AGT-LIVENESS-PARAM"}
-    assert "SRV-UID-ECHO" in run.ids("skip")
+    assert run.report is not None
+    listed = {r["id"] for r in run.report["requirements"]}
+    # Only the Fleet agent is under test: no server or OpAMP agent rule is listed.
+    assert listed == {i for i in CATALOGUE if i.startswith("FLEET-AGT-")}, listed
+    scope = run.report["scope"]
+    assert scope["roles_tested"] == ["Fleet agent"]
+    assert set(scope["roles_not_tested"]) == {"OpAMP server", "Fleet server", "OpAMP agent"}
+    assert scope["out_of_scope_requirements"] == len(CATALOGUE) - len(listed)

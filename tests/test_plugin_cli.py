@@ -21,6 +21,7 @@ OPTIONS = [
     "--transport",
     "--profile",
     "--conformance-strict",
+    "--certify",
     "--strict",
     "--report-dir",
     "--request-timeout",
@@ -205,7 +206,25 @@ def test_requirement_selection_runs_only_the_chosen_rules(tmp_path: Path) -> Non
     assert run.returncode == 0, run.output
     judged = {i for i in CATALOGUE if i.startswith("SRV-FS-") and i != "SRV-FS-STATELESS"}
     assert run.ids("pass") == judged, run.output
-    assert run.ids("not run") == set(CATALOGUE) - judged
+    assert run.ids("not judged") == set(CATALOGUE) - judged
+    assert run.report is not None
+    assert run.report["certification"]["verdict"] == "INCOMPLETE"
+    assert run.report["scope"]["selection"] == [
+        "--requirement=SRV-FS-*",
+        "--exclude-requirement=SRV-FS-STATELESS",
+    ]
+
+
+def test_certify_makes_an_incomplete_verdict_a_failing_exit_code(tmp_path: Path) -> None:
+    args = ["--requirement=SRV-UID-ECHO", "-q"]
+    plain = run_suite(args, tmp_path / "plain")
+    assert plain.returncode == 0, plain.output
+    certify = run_suite([*args, "--certify"], tmp_path / "certify")
+    assert certify.returncode == 6, certify.output
+    assert certify.report is not None and certify.report["exit_status"] == 6
+    last = certify.output.rstrip().splitlines()[-1]
+    assert last.startswith("fleet-conformance: INCOMPLETE: "), last
+    assert "to judge: run without those options" in last, last
 
 
 def test_console_entry_point_runs_the_installed_suite_anywhere(tmp_path: Path) -> None:

@@ -58,6 +58,10 @@ def test_twin_is_reported_exactly(runs: Runs) -> None:
     assert runs.xdist.ids("warn") == runs.case.warn, runs.xdist.output
     assert runs.xdist.report is not None
     assert runs.xdist.report["certification"]["certified"] is False
+    assert runs.xdist.report["certification"]["verdict"] == "NOT CERTIFIED"
+    assert runs.xdist.output.rstrip().splitlines()[-1].startswith(
+        "fleet-conformance: NOT CERTIFIED: SRV-FS-RECONNECT: failed"
+    ), runs.xdist.output[-2000:]
 
 
 def test_xdist_and_single_process_reports_agree(runs: Runs) -> None:
@@ -95,6 +99,10 @@ def test_html_is_one_self_contained_file(runs: Runs) -> None:
     for rid in runs.case.fail | runs.case.warn:
         assert f'<details id="{rid}" class="req" open>' in html
     assert '<details id="SRV-REPLY" class="req">' in html
+    # Each blocker links to its entry; the scope says what was (not) under test.
+    for rid in runs.case.fail:
+        assert f'<a href="#{rid}">{rid}: failed</a>' in html
+    assert '<div class="scope" id="scope">' in html and "OpAMP server" in html
 
 
 def allure_results(directory: Path) -> list[dict[str, Any]]:
