@@ -67,6 +67,7 @@ def _fill(case: ET.Element, req: dict[str, Any], check: dict[str, Any]) -> str:
 def render(report: dict[str, Any], areas: dict[str, str]) -> bytes:
     """The JUnit document; ``areas`` maps requirement IDs to their rule area."""
     suite = ET.Element("testsuite", name="fleet-conformance", timestamp=report["started"])
+    _properties(suite, report)
     tally = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
     for req in report["requirements"]:
         req = req | {"area": areas.get(req["id"], "other")}
@@ -91,6 +92,26 @@ def render(report: dict[str, Any], areas: dict[str, str]) -> bytes:
     ET.indent(root)
     document: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
     return document
+
+
+def _properties(suite: ET.Element, report: dict[str, Any]) -> None:
+    """The certification verdict and the run's scope, as JUnit suite properties."""
+    props = ET.SubElement(suite, "properties")
+    cert = report.get("certification") or {}
+    scope = report.get("scope") or {}
+    values: dict[str, str] = {"certification": str(cert.get("verdict", ""))}
+    if scope:
+        values |= {
+            "roles_tested": ", ".join(scope["roles_tested"]),
+            "roles_not_tested": ", ".join(scope["roles_not_tested"]),
+            "transports_judged": ", ".join(scope["transports_judged"]),
+            "profile": scope["profile"],
+            "interrupted": str(scope["interrupted"]).lower(),
+        }
+        values |= {f"window.{k}": f"{v:g}" for k, v in scope["windows"].items()}
+        values |= {f"option.{k}": v for k, v in scope["options"].items()}
+    for name, value in values.items():
+        ET.SubElement(props, "property", name=name, value=_text(value))
 
 
 def write_junit(report: dict[str, Any], areas: dict[str, str], directory: Path) -> Path:

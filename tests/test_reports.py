@@ -59,8 +59,10 @@ def test_twin_is_reported_exactly(runs: Runs) -> None:
     assert runs.xdist.report is not None
     assert runs.xdist.report["certification"]["certified"] is False
     assert runs.xdist.report["certification"]["verdict"] == "NOT CERTIFIED"
-    assert runs.xdist.output.rstrip().splitlines()[-1].startswith(
-        "fleet-conformance: NOT CERTIFIED: SRV-FS-RECONNECT: failed"
+    assert (
+        runs.xdist.output.rstrip()
+        .splitlines()[-1]
+        .startswith("fleet-conformance: NOT CERTIFIED: SRV-FS-RECONNECT: failed")
     ), runs.xdist.output[-2000:]
 
 
@@ -88,6 +90,10 @@ def test_junit_has_one_case_per_requirement_check(runs: Runs) -> None:
     assert len(failed) == fail_checks == int(suite.get("failures", "0"))
     for case in cases:
         assert case.get("name", "").split(" ", 1)[0] in CATALOGUE
+    props = {p.get("name"): p.get("value") for p in suite.iter("property")}
+    assert props["certification"] == "NOT CERTIFIED"
+    assert props["roles_tested"] == ", ".join(report["scope"]["roles_tested"])
+    assert props["window.request_timeout"] == "2"
 
 
 def test_html_is_one_self_contained_file(runs: Runs) -> None:
