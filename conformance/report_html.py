@@ -81,10 +81,15 @@ def _banner(report: dict[str, Any]) -> str:
     blockers = "".join(
         f'<li><a href="#{escape(b.split(":")[0])}">{escape(b)}</a></li>' for b in cert["blockers"]
     )
+    groups: dict[tuple[str, str], list[str]] = {}
+    for m in cert["not_judged"]:
+        groups.setdefault((m["reason"], m["remedy"]), []).append(m["id"])
     missing = "".join(
-        f'<li><a href="#{escape(m["id"])}">{escape(m["id"])}</a> ({escape(m["level"])}):'
-        f" {escape(m['reason'])}<br>to judge it: {escape(m['remedy'])}</li>"
-        for m in cert["not_judged"]
+        "<li>"
+        + ", ".join(f'<a href="#{escape(i)}">{escape(i)}</a>' for i in ids)
+        + f": not judged: {escape(reason)}<br>to judge {'it' if len(ids) == 1 else 'them'}:"
+        f" {escape(remedy)}</li>"
+        for (reason, remedy), ids in groups.items()
     )
     if cert["interrupted"]:
         missing = "<li>the run was interrupted (SIGINT or SIGTERM)</li>" + missing

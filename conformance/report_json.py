@@ -50,7 +50,6 @@ def build_report(
         for v in Verdict
         if v is not Verdict.OUT_OF_SCOPE
     }
-    judged = [test for r in in_scope for test, f in r.checks if f.verdict.judged]
     return {
         "format": REPORT_FORMAT,
         "suite": "fleet-conformance",
@@ -63,22 +62,12 @@ def build_report(
         "started": started,
         "finished": finished,
         "exit_status": exit_status,
-        "scope": scope.to_json(transports_of(judged))
+        "scope": scope.to_json(results.transports_judged)
         | {"out_of_scope_requirements": results.count(Verdict.OUT_OF_SCOPE)},
         "counts": counts,
         "certification": certification_of(results, strict, scope.interrupted).to_json(),
         "requirements": requirements,
     }
-
-
-def transports_of(nodeids: list[str]) -> set[str]:
-    """The transports named in the parameters of these test node IDs."""
-    found: set[str] = set()
-    for nodeid in nodeids:
-        if "[" in nodeid and nodeid.endswith("]"):
-            params = nodeid[nodeid.index("[") + 1 : -1].split("-")
-            found |= {p for p in params if p in ("http", "ws")}
-    return found
 
 
 def write_report(report: dict[str, Any], directory: Path) -> Path:

@@ -43,6 +43,7 @@ from conformance.plugin.options import (
 from conformance.plugin.results import (
     NOTE_KEY,
     RECORD_KEY,
+    TRANSPORT_KEY,
     Results,
     decode,
     encode,
@@ -292,9 +293,10 @@ class _Recorder:
         self.results = config.stash[RESULTS]
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        transports = [str(v) for k, v in report.user_properties if k == TRANSPORT_KEY]
         for key, value in report.user_properties:
             if key == RECORD_KEY:
-                self.results.add(report.nodeid, decode(str(value)))
+                self.results.add(report.nodeid, decode(str(value)), transports)
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:

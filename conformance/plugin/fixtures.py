@@ -13,7 +13,7 @@ from conformance.drivers.ws import WsDriver
 from conformance.outcomes import out_of_scope
 from conformance.plugin.embedded import EmbeddedError
 from conformance.plugin.options import Options, read_options
-from conformance.plugin.results import NOTE_KEY
+from conformance.plugin.results import NOTE_KEY, TRANSPORT_KEY
 from conformance.plugin.targets import TargetSession
 from conformance.target import Target, Transport
 
@@ -62,12 +62,17 @@ class Clients:
     """Opens drivers on the target with the session's headers and timeouts; closes them all."""
 
     def __init__(
-        self, target: Target, options: Options, headers: list[tuple[str, str]] | None = None
+        self,
+        target: Target,
+        options: Options,
+        headers: list[tuple[str, str]] | None = None,
+        on_open: Callable[[Transport], None] | None = None,
     ) -> None:
         self.target = target
         self.options = options
         self.headers = list(options.headers) if headers is None else headers
         self._open: list[HttpDriver | WsDriver] = []
+        self._on_open = on_open
 
     def __repr__(self) -> str:
         return f"Clients({self.target.display})"
@@ -83,11 +88,13 @@ class Clients:
             timeout=self.options.profile.request_timeout,
         )
         self._open.append(driver)
+        if self._on_open is not None:
+            self._on_open(transport)
         return driver
 
     def on(self, target: Target) -> Clients:
         """Clients for another instance of the same service (same headers and bounds)."""
-        other = Clients(target, self.options, self.headers)
+        other = Clients(target, self.options, self.headers, self._on_open)
         other._open = self._open  # closed together
         return other
 
@@ -109,10 +116,19 @@ class Clients:
 
 @pytest.fixture
 def opamp(
-    target: Target, conformance_options: Options, conformance_session: TargetSession
+    request: pytest.FixtureRequest,
+    target: Target,
+    conformance_options: Options,
+    conformance_session: TargetSession,
 ) -> Iterator[Clients]:
     """Driver factory for one test: ``opamp.open(transport)``, ``opamp.http()``, ``opamp.ws()``."""
-    clients = Clients(target, conformance_options, conformance_session.headers)
+    properties = request.node.user_properties
+
+    def note(transport: Transport) -> None:
+        if (TRANSPORT_KEY, transport.value) not in properties:
+            properties.append((TRANSPORT_KEY, transport.value))
+
+    clients = Clients(target, conformance_options, conformance_session.headers, note)
     try:
         yield clients
     finally:

@@ -29,6 +29,8 @@ from conformance.verdicts import (
 RECORD_KEY = "conformance"
 #: ``user_properties`` key of observations a passing test records (INFO rules).
 NOTE_KEY = "conformance-observation"
+#: ``user_properties`` key of a transport a test opened a driver on.
+TRANSPORT_KEY = "conformance-transport"
 
 
 def requirement_ids(item: pytest.Item) -> list[str]:
@@ -223,8 +225,12 @@ class Results:
         default_factory=lambda: {rid: RequirementResult(r) for rid, r in CATALOGUE.items()}
     )
     seen_any: bool = False
+    #: Transports of the tests that judged something (a pass or a finding).
+    transports_judged: set[str] = field(default_factory=set)
 
-    def add(self, nodeid: str, findings: list[Finding]) -> None:
+    def add(self, nodeid: str, findings: list[Finding], transports: Iterable[str] = ()) -> None:
+        if any(f.verdict.judged for f in findings):
+            self.transports_judged |= set(transports)
         for finding in findings:
             result = self.by_id[finding.requirement]
             self.seen_any = True
