@@ -25,10 +25,11 @@ VALUES = {
 }
 
 
-def strays(marker: int) -> list[int]:
-    """Processes whose environment carries the launch marker of suite process ``marker``."""
+def strays(*markers: int) -> list[int]:
+    """Live processes whose environment carries the launch marker of a suite process
+    in ``markers`` (an xdist worker marks the agents it launches with its own pid)."""
     found = []
-    wanted = f"{MARKER_ENV}={marker}".encode()
+    wanted = {f"{MARKER_ENV}={marker}".encode() for marker in markers}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -37,7 +38,7 @@ def strays(marker: int) -> list[int]:
             state = (entry / "stat").read_text().split()[2]
         except OSError:
             continue
-        if wanted in environ.split(b"\0") and state != "Z":
+        if wanted & set(environ.split(b"\0")) and state != "Z":
             found.append(int(entry.name))
     return found
 

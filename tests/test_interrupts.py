@@ -16,27 +16,10 @@ import jsonschema
 import pytest
 
 from conformance.agent import reference
-from conformance.agent.launch import MARKER_ENV
 from conformance.plugin.interrupts import child_pids
 from conformance.report_json import report_schema
 from tests.suite_runner import suite_command
-
-
-def agents_of(pids: set[int]) -> list[int]:
-    """Live processes launched by the suite processes ``pids`` (by the launch marker)."""
-    wanted = {f"{MARKER_ENV}={pid}".encode() for pid in pids}
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            environ = set((entry / "environ").read_bytes().split(b"\0"))
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            continue
-        if environ & wanted and state != "Z":
-            found.append(int(entry.name))
-    return found
+from tests.test_agent_launch import strays
 
 
 @pytest.mark.parametrize(
@@ -59,10 +42,10 @@ def test_an_interrupted_run_writes_an_incomplete_report(
     suite_pids: set[int] = {suite.pid}
     try:
         deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and not agents_of(suite_pids):
+        while time.monotonic() < deadline and not strays(*suite_pids):
             suite_pids |= set(child_pids(suite.pid))
             time.sleep(0.1)
-        assert agents_of(suite_pids), "the suite never launched an agent"
+        assert strays(*suite_pids), "the suite never launched an agent"
         suite.send_signal(sig)  # the controller alone, as `kill PID` or a CI cancel does
         output, _ = suite.communicate(timeout=90)
     finally:
@@ -80,9 +63,9 @@ def test_an_interrupted_run_writes_an_incomplete_report(
     assert any("interrupted" in m["reason"] for m in cert["not_judged"]), cert
     assert output.rstrip().splitlines()[-1].startswith("fleet-conformance: INCOMPLETE"), output
     deadline = time.monotonic() + 10
-    while agents_of(suite_pids) and time.monotonic() < deadline:
+    while strays(*suite_pids) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert agents_of(suite_pids) == [], output[-3000:]
+    assert strays(*suite_pids) == [], output[-3000:]
 
 
 def test_child_pids_finds_this_process_children() -> None:
