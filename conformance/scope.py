@@ -81,7 +81,8 @@ class Scope:
     def describe(self) -> str:
         """One line for the console: roles tested and not tested."""
         tested = ", ".join(p.value for p in self.parts) or "nothing"
-        line = f"scope: {tested} under test (profile {self.profile})"
+        line = f"scope: {tested} under test (profile {self.profile}"
+        line += ", interrupted)" if self.interrupted else ")"
         if self.parts_not_tested:
             line += "; not under test: " + ", ".join(p.value for p in self.parts_not_tested)
         return line

@@ -35,6 +35,8 @@ from conformance.wire import (
 )
 
 TRANSPORT = "http"
+#: How the detail of a TIMEOUT exchange starts when no connection was open by the deadline.
+NO_CONNECTION = "no connection within"
 USER_AGENT = f"fleet-conformance/{__version__}"
 #: Header combinations a driver remembers before starting over.
 _MERGED_KEPT = 64
@@ -182,6 +184,8 @@ def _merge(
 def _failure(exc: HttpFailure, limit: float) -> dict[str, Any]:
     """The problem and detail an HTTP failure is recorded with."""
     if isinstance(exc, DeadlineFailure):
+        if not exc.connected:
+            return {"problem": Problem.TIMEOUT, "detail": f"{NO_CONNECTION} {limit:g} s"}
         return {"problem": Problem.TIMEOUT, "detail": f"no complete answer after {limit:g} s"}
     if isinstance(exc, ConnectFailure):
         return {"problem": Problem.CONNECT, "detail": str(exc)}

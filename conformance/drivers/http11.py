@@ -66,7 +66,15 @@ class ConnectFailure(HttpFailure):
 
 
 class DeadlineFailure(HttpFailure):
-    """The deadline passed before the response was complete."""
+    """The deadline passed before the response was complete.
+
+    ``connected`` says whether a TCP connection was open by then: a deadline
+    that passes while connecting means the server could not be reached.
+    """
+
+    def __init__(self, message: str, *, connected: bool = True) -> None:
+        super().__init__(message)
+        self.connected = connected
 
 
 class DroppedFailure(HttpFailure):
@@ -497,13 +505,16 @@ def _first_connected(
     """A socket connected to the first address that accepts, each tried within the deadline."""
     failure: OSError | None = None
     for family, kind, proto, _, address in addresses:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise DeadlineFailure("connect timed out: deadline passed", connected=False)
         sock = socket.socket(family, kind, proto)
         try:
-            sock.settimeout(_left(deadline))
+            sock.settimeout(left)
             sock.connect(address)
         except TimeoutError as exc:
             sock.close()
-            raise DeadlineFailure(f"connect timed out: {exc}") from exc
+            raise DeadlineFailure(f"connect timed out: {exc}", connected=False) from exc
         except OSError as exc:
             sock.close()
             failure = exc
@@ -514,6 +525,44 @@ def _first_connected(
         return sock
     detail = (str(failure) or type(failure).__name__) if failure else "no address"
     raise ConnectFailure(detail)
+
+
+def speaks_tls(host: str, port: int, timeout: float) -> bool:
+    """Whether ``host:port`` answers a TLS ClientHello in TLS, within ``timeout`` seconds.
+
+    The certificate is not checked: this only tells a TLS port from a plain
+    one (a completed handshake, or a TLS alert from the peer). A plain HTTP
+    server closes, answers in HTTP or waits: all of these are ``False``.
+    """
+    deadline = time.monotonic() + timeout
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        sock = _first_connected(addresses, deadline)
+    except (OSError, HttpFailure):
+        return False
+    try:
+        sock.setblocking(False)
+        tls = context.wrap_socket(sock, server_hostname=host, do_handshake_on_connect=False)
+    except OSError:
+        sock.close()
+        return False
+    with tls:
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                tls.do_handshake()
+                return True
+            except ssl.SSLWantReadError:
+                select.select([tls], [], [], left)
+            except ssl.SSLWantWriteError:
+                select.select([], [tls], [], left)
+            except ssl.SSLError as exc:
+                return "ALERT" in str(exc.reason or "").upper()  # the peer spoke TLS
+            except OSError:
+                return False
+    return False
 
 
 def _left(deadline: float) -> float:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from collections.abc import Sequence
+from typing import Any
 
 from websockets.exceptions import (
     ConnectionClosed,
@@ -15,7 +16,7 @@ from websockets.exceptions import (
 )
 from websockets.frames import Close, CloseCode
 from websockets.protocol import State
-from websockets.sync.client import ClientConnection, connect
+from websockets.sync.client import ClientConnection, reconnect
 
 from conformance.drivers.base import Driver
 from conformance.drivers.exchange import Attempt, Exchange, Problem
@@ -67,7 +68,7 @@ class WsDriver(Driver):
         self.close()
         attempt = Attempt(TRANSPORT, sent, 0)
         try:
-            self._conn = connect(
+            self._conn = _connect_without_redirects(
                 self.url,
                 additional_headers=list(self.headers if headers is None else headers),
                 open_timeout=self.timeout,
@@ -76,7 +77,6 @@ class WsDriver(Driver):
                 compression=None,
                 proxy=None,
                 ping_interval=None,
-                legacy=True,
             )
         except InvalidStatus as exc:
             return attempt.finish(
@@ -208,3 +208,18 @@ def _decode_message(attempt: Attempt, answer: bytes | str) -> Exchange:
             status=SWITCHING, problem=Problem.UNDECODABLE, detail=str(exc), reply_bytes=size
         )
     return attempt.finish(status=SWITCHING, reply=reply, reply_bytes=size)
+
+
+class _Direct(reconnect):
+    """websockets' opening handshake, except that a redirect is an answer, not followed:
+    the HTTP driver follows none either, so a 3xx is recorded as the upgrade's answer."""
+
+    def process_redirect(self, exc: Exception) -> Exception | str:
+        return exc
+
+
+def _connect_without_redirects(url: str, **kwargs: Any) -> ClientConnection:
+    """``websockets.sync.client.connect(url, legacy=True, **kwargs)`` without redirects."""
+    connection = _Direct(url, **kwargs).connect()
+    connection.pending_legacy_warning = False
+    return connection

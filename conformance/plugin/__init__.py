@@ -55,6 +55,7 @@ from conformance.plugin.targets import Unreachable, check_reachable
 from conformance.report_html import write_html
 from conformance.report_json import build_report, certification_of, write_report
 from conformance.report_junit import write_junit
+from conformance.scope import Scope
 from conformance.target import redact, redact_header
 from conformance.verdicts import Verdict, violations_of
 
@@ -73,7 +74,7 @@ RESULTS = pytest.StashKey[Results]()
 STARTED = pytest.StashKey[str]()
 REPORT_PATH = pytest.StashKey[str]()
 CERTIFICATION = pytest.StashKey[Certification]()
-EXIT_UNUSABLE = 4
+SCOPE = pytest.StashKey[Scope]()
 EMBEDDED_NAME = "embedded reference server (fixtures.reference.server)"
 
 
@@ -305,6 +306,7 @@ class _Recorder:
         options = read_options(self.config)
         interrupted = session.exitstatus == pytest.ExitCode.INTERRUPTED or interrupts.received()
         scope = options.scope(selection_words(self.config), interrupted)
+        self.config.stash[SCOPE] = scope
         self.results.finalize(scope, deselected_by_options(self.config))
         self.results.apply_baseline(
             options.expected_failures, [t.given for t in options.targets] or [EMBEDDED_NAME]
@@ -348,6 +350,7 @@ class _Recorder:
             terminalreporter,
             self.results,
             self.config.stash[CERTIFICATION],
+            self.config.stash[SCOPE],
             self.config.stash.get(REPORT_PATH, ""),
         )
 

@@ -13,6 +13,7 @@ from conformance.certification import (
     summary_line,
 )
 from conformance.plugin.results import Results
+from conformance.scope import Scope
 from conformance.verdicts import Verdict
 
 _SHOWN = (Verdict.FAIL, Verdict.ERROR, Verdict.WARN)
@@ -27,10 +28,15 @@ _COUNTED = (
 
 
 def write_summary(
-    tr: pytest.TerminalReporter, results: Results, cert: Certification, report_path: str
+    tr: pytest.TerminalReporter,
+    results: Results,
+    cert: Certification,
+    scope: Scope,
+    report_path: str,
 ) -> None:
-    """Findings, then what was not judged (with remedies) and not applicable, then counts."""
+    """The scope, findings, what was not judged (with remedies) and not applicable, counts."""
     tr.section("fleet-conformance verdicts")
+    tr.write_line(scope.describe())
     for verdict in _SHOWN:
         for result in results.by_id.values():
             if result.verdict is not verdict:
@@ -66,7 +72,7 @@ def write_summary(
     tr.write_line(f"requirements: {counts}")
     out = results.count(Verdict.OUT_OF_SCOPE)
     if out:
-        tr.write_line(f"out of scope: {out} requirements of roles not under test")
+        tr.write_line(f"out of scope: {out} requirements of the roles not under test")
     if report_path:
         tr.write_line(f"report: {report_path} (conformance.html and junit.xml beside it)")
 
