@@ -123,6 +123,11 @@ def test_finalize_settles_unreported_and_out_of_scope_requirements() -> None:
     assert gzip.remedy
     assert "no test" in results.by_id["SRV-413"].reason
     assert {r.requirement.id for r in results.in_scope()} >= {"SRV-REPLY", "SRV-GZIP"}
+    # A test calling an in-scope role out of scope never drops the requirement.
+    odd = Results()
+    odd.add("t", [Finding("SRV-413", Verdict.OUT_OF_SCOPE, "no server")])
+    odd.finalize(scope(False), lambda rid: False)
+    assert odd.by_id["SRV-413"].verdict is Verdict.NOT_JUDGED
     cut = Results()
     cut.finalize(scope(True), lambda rid: False)
     assert "interrupted" in cut.by_id["SRV-413"].reason

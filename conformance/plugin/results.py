@@ -211,6 +211,10 @@ UNREPORTED_DESELECTED = (
     "left out by --requirement, --exclude-requirement or --rerun-failed",
     "run without those options to judge every requirement",
 )
+UNREPORTED_SCOPE_MISMATCH = (
+    "its tests ended as out of scope, though this run tests its role",
+    "report this to the suite's maintainers with the report attached",
+)
 UNREPORTED_NO_TEST = (
     "no test reported on it in this run",
     "run the whole suite (no test path or -k selection)",
@@ -243,6 +247,11 @@ class Results:
         for rid, result in self.by_id.items():
             if not scope.covers(rid):
                 result.verdict = Verdict.OUT_OF_SCOPE
+            elif result.verdict is Verdict.OUT_OF_SCOPE:
+                # A test called its role out of scope though the run tests that role:
+                # never let that drop the requirement from the certification.
+                result.unreported = UNREPORTED_SCOPE_MISMATCH
+                result.verdict = Verdict.NOT_JUDGED
             elif not result.checks:
                 if scope.interrupted:
                     result.unreported = UNREPORTED_INTERRUPTED
