@@ -91,7 +91,8 @@ REQUIREMENTS: tuple[Requirement, ...] = (
         "SRV-REPLY",
         Level.MUST,
         _S,
-        "Every AgentToServer is answered by exactly one ServerToAgent, duplicates included",
+        "Every AgentToServer is answered by exactly one ServerToAgent, duplicates included;"
+        " a well-formed one is never refused as malformed (error_response BAD_REQUEST)",
         _spec("plain-http-transport"),
     ),
     Requirement(

@@ -152,3 +152,34 @@ def test_per_process_state_is_found_as_stateless_and_gap() -> None:
     # Tallied over the whole run, and the suite's test adds a fixed interleaved
     # probe that finds both every time: a tenth of examples is plenty here.
     assert measured["SRV-FS-STATELESS"] >= SPREAD_MIN_RATE, measured
+
+
+#: Seeds of the judged-chances check: each one a whole quick-profile run.
+CHANCE_SEEDS = range(20)
+
+
+@pytest.mark.parametrize("focus", SINGLE, ids=lambda f: f.value)
+def test_quick_run_against_the_reference_judges_every_focused_rule(focus: Focus) -> None:
+    """A correct server is never left *not judged*: each focused rule gets chances in a run.
+
+    A quick run is 25 examples; the suite ends a run in which a focused rule had
+    no reply to judge as not judged, so a correct target must give it some.
+    """
+    for run_seed in CHANCE_SEEDS:
+        tally = quick_run_tally(focus, run_seed)
+        assert tally.unjudged(focus) == [], (run_seed, tally.must_chances, tally.chances)
+
+
+def quick_run_tally(focus: Focus, run_seed: int) -> Tally:
+    """The tally of one 25-example run against the reference, as the quick profile plays it."""
+    tally = Tally()
+
+    @seed(run_seed)
+    @settings(IN_PROCESS, max_examples=25, phases=list(Phase))
+    @given(scenarios(focus, 20))
+    def run(scenario: Scenario) -> None:
+        logic = OpAMPLogic()
+        DriftRun(lambda: Loopback(logic), focus, tally, new_uid).play(scenario)
+
+    run()
+    return tally

@@ -23,6 +23,13 @@ a disconnect); a duplicate uses the agent's current uid.
 
 SHOULD rules (SRV-FS-QUIET, SRV-FS-QUIET-FULL) are tallied over all examples
 of a run and reported once with counts.
+
+A reply carrying error_response is not judged (the agent's state is then
+unknown to the model until it sends full status again); everything else the
+run saw still is. The :class:`Tally` counts, per rule, the replies that gave
+it a chance to be broken: a run in which the focused rule never had one (say,
+every reply was an error_response) judged nothing, and
+:meth:`Tally.require_judged` ends it as *not judged*.
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ from dataclasses import dataclass, field
 
 from hypothesis import strategies as st
 
-from conformance.checks import Transcript, converse
+from conformance.checks import Refusals, Transcript, converse, error_type_name
 from conformance.drivers.factory import OpAMPDriver
 from conformance.drivers.ws import WsDriver
 from conformance.messages import full_status, goodbye, partial_status
@@ -47,6 +54,7 @@ from conformance.model.fullstate import (
     next_history,
     required_status_fields,
 )
+from conformance.outcomes import not_judged
 from conformance.transcript import describe_agent_message
 from conformance.verdicts import Violation
 from conformance.wire import AgentCap, AgentToServer, ServerFlag
@@ -298,11 +306,51 @@ def build_message(uid: bytes, seq: int, caps: int, content: Content, mask: int) 
 
 @dataclass
 class Tally:
-    """SHOULD-rule counts over every example of a test: chances and violations."""
+    """Counts over every example of a test: SHOULD chances and violations, MUST chances.
+
+    ``chances`` (SHOULD rules) and ``must_chances`` (MUST rules) count the
+    replies that could have broken each rule; ``refusals`` the replies judged
+    and those refused with error_response.
+    """
 
     chances: dict[str, int] = field(default_factory=dict)
     violations: dict[str, int] = field(default_factory=dict)
     evidence: dict[str, str] = field(default_factory=dict)
+    must_chances: dict[str, int] = field(default_factory=dict)
+    refusals: Refusals = field(default_factory=Refusals)
+
+    def chance(self, rule: str) -> None:
+        """One reply on which MUST ``rule`` was judged (held or not)."""
+        self.must_chances[rule] = self.must_chances.get(rule, 0) + 1
+
+    def judged_rules(self, focus: Focus) -> list[str]:
+        """The rules a run with ``focus`` judges; each needs a chance to count as judged."""
+        if focus is Focus.SHOULD:
+            return ["SRV-FS-QUIET", "SRV-FS-QUIET-FULL"]
+        return [focus.value]
+
+    def unjudged(self, focus: Focus) -> list[str]:
+        """The rules of ``focus`` that no reply gave a chance to be broken."""
+        counts = self.chances if focus in (Focus.SHOULD, Focus.STATELESS) else self.must_chances
+        return [rule for rule in self.judged_rules(focus) if not counts.get(rule)]
+
+    def require_judged(self, focus: Focus) -> None:
+        """End the test as *not judged* when a rule of ``focus`` never had a reply to judge."""
+        missing = self.unjudged(focus)
+        if not missing:
+            return
+        what = " and ".join(missing)
+        if not self.refusals.judged:
+            self.refusals.require_judged(what)  # every reply refused: says so and ends
+        refused = (
+            f"; {self.refusals.describe()} left agents unjudged" if self.refusals.refused else ""
+        )
+        not_judged(
+            f"no reply gave {what} a chance to be judged: {self.refusals.judged} replies judged"
+            f" by the model, none of the kind the rule is about{refused}",
+            "run with a larger --profile (more examples), or with --hypothesis-seed set to"
+            " another value",
+        )
 
     def count(self, rule: str, violated: bool, transcript: str) -> None:
         self.chances[rule] = self.chances.get(rule, 0) + 1
@@ -455,7 +503,9 @@ class DriftRun:
         head += describe_agent_message(msg) + f" | << flag {'SET' if flag else 'unset'}"
         if reply.HasField("error_response"):
             agent.uncertain = True
-            self.lines.append(head + " | error_response: not judged")
+            self.tally.refusals.refuse(reply)
+            kind = error_type_name(reply.error_response.type)
+            self.lines.append(head + f" | error_response (type {kind}): not judged")
             return
         if agent.uncertain:
             if not is_full_status(msg):
@@ -466,6 +516,7 @@ class DriftRun:
         if agent.reconnected and judgement.expectation is FlagExpectation.SHOULD_NOT_SET:
             judgement = Judgement(FlagExpectation.MAY, None, "first message on a new connection")
         agent.reconnected = False
+        self.tally.refusals.judge()
         self.lines.append(head + " | " + _expectation_text(judgement, flag))
         self._judge(agent, msg, judgement, flag, first)
         agent.history = next_history(agent.history, msg, flag)
@@ -489,11 +540,14 @@ class DriftRun:
             ):
                 self.tally.count(Focus.STATELESS.value, flag, self.render())
             return
-        if judgement.expectation is not FlagExpectation.MUST_SET or flag or rule is None:
+        if judgement.expectation is not FlagExpectation.MUST_SET or rule is None:
             return
         if first and rule == "SRV-FS-NEW" and msg.HasField("agent_description"):
             # Partial only through a capability-required sub-message.
             rule = "SRV-FS-CAPS"
+        self.tally.chance(rule)
+        if flag:
+            return
         if rule == self.focus.value or self.focus is Focus.STATELESS:
             raise Violation(
                 rule,

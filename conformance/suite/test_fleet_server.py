@@ -1,16 +1,19 @@
 """The Fleet REST API of a fleet-server: enrolment, check-in, acks and status.
 
 The API lives at the target's base URL (scheme://host:port of ``--target``).
-Targets that do not serve it (``GET /api/status`` answers 404, or neither
-the ``Elastic-Api-Version`` header nor a Fleet status body comes back) skip
-these tests with the reason. Rules that need an enrolled agent need
-``--enrollment-token`` (the embedded reference provides one).
+On targets that do not serve it (``GET /api/status`` answers 404, or neither
+the ``Elastic-Api-Version`` header nor a Fleet status body comes back) these
+rules are *not applicable*, with that answer as evidence; when the status call
+gets no answer at all they are *not judged*. Rules that need an enrolled agent
+need ``--enrollment-token`` (the embedded reference provides one): without it
+they are *not judged*, with that option as the remedy.
 
 These tests enrol agents on the target (tagged ``fleet-conformance``).
 """
 
 from __future__ import annotations
 
+import collections
 import threading
 import time
 import uuid
@@ -37,12 +40,13 @@ from conformance.fleet.client import (
     user_agent,
 )
 from conformance.fleet.requests import EDGE_BODIES, REAL_TOKEN, OddRequest, odd_requests
+from conformance.outcomes import NotApplicable, NotJudged, not_applicable, not_judged
 from conformance.plugin.targets import TargetSession
 from conformance.profiles import active
 from conformance.properties import conformance_property
 from conformance.verdicts import Findings, Violation, first_per_rule
 
-#: Resends of a request answered 429 before the test gives up (skip).
+#: Resends of a request answered 429 before the test gives up (not judged).
 RATE_RETRIES = 3
 #: Longest wait honoured for one 429, in seconds.
 RATE_WAIT_CAP = 5.0
@@ -52,7 +56,10 @@ MIN_SERVER_HOLD = 60.0
 #: poll_timeout the suite asks for, in seconds.
 POLL_SECONDS = 2.0
 
-_presence: dict[str, str | None] = {}
+_presence: dict[str, NotApplicable | NotJudged | None] = {}
+
+#: The remedy for rules that need an enrolled agent.
+TOKEN_REMEDY = "--enrollment-token=<an enrollment API key of the target (base64 of id:key)>"
 
 
 @dataclass
@@ -72,7 +79,12 @@ class Fleet:
                 return call
             wait = _retry_after(call) or 1.0
             time.sleep(min(wait, RATE_WAIT_CAP))
-        pytest.skip(f"the Fleet API kept answering 429 ({RATE_RETRIES + 1} tries): lower the load")
+        not_judged(
+            f"the Fleet API kept answering 429 ({RATE_RETRIES + 1} tries of one request), so"
+            " the rule could not be judged under this load",
+            "lower the load (fewer -n workers, e.g. -n 1) or raise the target's rate limit,"
+            " and run again",
+        )
 
     def enrol(self, transcript: FleetTranscript, token: str, note: str = "") -> FleetCall:
         return self.call(
@@ -111,20 +123,24 @@ class Fleet:
         )
 
     def enrolled(self, transcript: FleetTranscript) -> tuple[str, str]:
-        """(agent id, access key) of a fresh agent; skips when that is not possible."""
+        """(agent id, access key) of a fresh agent; ends the test *not judged* when impossible."""
         if self.token is None:
-            pytest.skip("needs --enrollment-token (a Fleet enrollment API key of the target)")
+            not_judged("needs an enrolled agent, and no --enrollment-token was given", TOKEN_REMEDY)
         call = self.enrol(transcript, self.token)
         item = call.json.get("item") if isinstance(call.json, dict) else None
-        if call.status != 200 or not isinstance(item, dict):
-            pytest.skip(
-                f"enrolment with --enrollment-token failed (HTTP {call.status});"
-                " see FLEET-SRV-ENROLL-OK"
+        agent_id = item.get("id") if isinstance(item, dict) else None
+        key = item.get("access_api_key") if isinstance(item, dict) else None
+        if call.status != 200 or not isinstance(agent_id, str) or not isinstance(key, str):
+            problem = (
+                f"failed (HTTP {call.status})"
+                if call.status != 200
+                else "answered without string item.id and item.access_api_key"
             )
-        agent_id, key = item.get("id"), item.get("access_api_key")
-        if not isinstance(agent_id, str) or not isinstance(key, str):
-            pytest.skip(
-                "the enrolment answer lacks item.id or item.access_api_key; see FLEET-SRV-ENROLL-OK"
+            not_judged(
+                f"needs an enrolled agent, and enrolment with --enrollment-token {problem}"
+                " (FLEET-SRV-ENROLL-OK judges the enrolment itself)",
+                "check that --enrollment-token is an active enrollment API key of the target,"
+                " and run again",
             )
         return agent_id, key
 
@@ -137,19 +153,32 @@ def _retry_after(call: FleetCall) -> float | None:
         return None
 
 
-def _absent_reason(client: FleetClient, session: TargetSession) -> str | None:
-    """Why the target has no Fleet API to test, or ``None`` when it has one."""
+def _absent_reason(client: FleetClient, session: TargetSession) -> NotApplicable | NotJudged | None:
+    """Why the target's Fleet API is not tested, or ``None`` when it has one.
+
+    *Not applicable* when ``GET /api/status`` shows there is none (404 or 405,
+    or an answer that is not Fleet's and no enrollment token says otherwise);
+    *not judged* when that call got no answer at all.
+    """
     call = client.call("GET", STATUS_PATH)
-    if call.exchange.problem is not None:
-        return f"GET {STATUS_PATH}: {call.exchange.problem.value}"
+    url = f"{client.base_url}{STATUS_PATH}"
+    if call.exchange.problem is not None and call.status is None:
+        detail = f": {call.exchange.detail}" if call.exchange.detail else ""
+        return NotJudged(
+            f"whether the target serves the Fleet API is unknown: GET {url} got no answer"
+            f" ({call.exchange.problem.value}{detail})",
+            "check that the target's Fleet API answers at the --target base URL within"
+            " --request-timeout (or raise it), and run again",
+        )
     doc = call.json
     fleet_like = call.exchange.header("Elastic-Api-Version") is not None or (
         isinstance(doc, dict) and "status" in doc and "name" in doc
     )
     if call.status in (404, 405) or not (fleet_like or session.enrollment_token):
-        return (
-            f"the target does not serve the Fleet API (GET {client.base_url}{STATUS_PATH}"
-            f" answered HTTP {call.status} without Elastic-Api-Version or a Fleet status body)"
+        return NotApplicable(
+            "the target does not serve the Fleet API",
+            f"GET {url} answered HTTP {call.status} without Elastic-Api-Version or a Fleet"
+            " status body",
         )
     return None
 
@@ -171,9 +200,11 @@ def fleet(conformance_session: TargetSession) -> Iterator[Fleet]:
     try:
         if base not in _presence:
             _presence[base] = _absent_reason(client, conformance_session)
-        reason = _presence[base]
-        if reason is not None:
-            pytest.skip(reason)
+        absent = _presence[base]
+        if isinstance(absent, NotApplicable):
+            not_applicable(absent.reason, absent.evidence)
+        if isinstance(absent, NotJudged):
+            not_judged(absent.reason, absent.remedy)
         yield Fleet(
             client,
             conformance_session.enrollment_token,
@@ -293,7 +324,7 @@ def _enrol_with(fleet: Fleet, authorization: str | None, label: str) -> Callable
 def test_enrolment_succeeds_and_its_key_checks_in(fleet: Fleet) -> None:
     """A correct enrolment gets item.id and item.access_api_key, and the key checks in."""
     if fleet.token is None:
-        pytest.skip("needs --enrollment-token (a Fleet enrollment API key of the target)")
+        not_judged("enrolment needs a token, and no --enrollment-token was given", TOKEN_REMEDY)
     transcript = FleetTranscript()
     call = fleet.enrol(transcript, fleet.token)
     item = call.json.get("item") if isinstance(call.json, dict) else None
@@ -355,9 +386,10 @@ def test_long_poll_is_bounded_and_keeps_the_ack_token(fleet: Fleet) -> None:
         sent = None if ack_token is None else (tokens[0] if isinstance(tokens[0], str) else None)
         call = fleet.checkin(transcript, agent_id, key, ack_token=sent)
         if call.status != 200:
-            pytest.skip(
-                f"the enrolled agent's check-in was refused (HTTP {call.status});"
-                " see FLEET-SRV-ENROLL-OK"
+            not_judged(
+                f"the enrolled agent's check-in was refused (HTTP {call.status}), so the long"
+                " poll could not be observed (FLEET-SRV-ENROLL-OK judges that check-in)",
+                "check that agents enrolled with --enrollment-token may check in, and run again",
             )
         elapsed = call.exchange.elapsed
         findings.check(
@@ -393,6 +425,7 @@ def test_rate_limit_answers_say_when_to_retry(fleet: Fleet) -> None:
     """A concurrent burst of enrolments; every 429 that comes back carries Retry-After."""
     key = _well_formed_unknown()
     limited: list[FleetCall] = []
+    answers: collections.Counter[str] = collections.Counter()
     sent = 0
     lock = threading.Lock()
     deadline = time.monotonic() + RATE_MAX_SECONDS
@@ -409,8 +442,9 @@ def test_rate_limit_answers_say_when_to_retry(fleet: Fleet) -> None:
                 call = client.call(
                     "POST", ENROLL_PATH, api_key=key, json_body=enrol_body(), agent=fleet.agent
                 )
-                if call.status == 429:
-                    with lock:
+                with lock:
+                    answers[f"HTTP {call.status}" if call.status else "no answer"] += 1
+                    if call.status == 429:
                         limited.append(call)
         finally:
             client.close()
@@ -418,10 +452,20 @@ def test_rate_limit_answers_say_when_to_retry(fleet: Fleet) -> None:
     with ThreadPoolExecutor(RATE_CLIENTS) as pool:
         for future in [pool.submit(client_burst) for _ in range(RATE_CLIENTS)]:
             future.result()
+    if not limited and set(answers) <= {"no answer"}:
+        not_judged(
+            f"none of {sent} enrolments of the burst was answered, so no rate limit could be"
+            " observed",
+            "check that the target's Fleet API answers within --request-timeout (or raise it),"
+            " and run again",
+        )
     if not limited:
-        pytest.skip(
-            f"no 429 in a burst of {sent} enrolments from {RATE_CLIENTS} clients at once:"
-            " the rule could not be observed"
+        not_applicable(
+            "the target did not rate-limit a burst of enrolments: it gave no 429 answer whose"
+            " Retry-After could be judged",
+            f"{sent} enrolments with an unknown key from {RATE_CLIENTS} clients at once, within"
+            f" {RATE_MAX_SECONDS:g} s, got no HTTP 429: "
+            + ", ".join(f"{n}x {k}" for k, n in answers.most_common()),
         )
     transcript = FleetTranscript(limited[:RATE_ENOUGH])
     bare = [c for c in limited if c.exchange.header("Retry-After") is None]

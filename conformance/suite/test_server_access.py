@@ -18,6 +18,7 @@ from conformance.checks import Transcript
 from conformance.drivers import Exchange, HttpDriver
 from conformance.fleet.client import changed_api_key
 from conformance.messages import heartbeat, new_uid
+from conformance.outcomes import not_applicable, not_judged
 from conformance.plugin.fixtures import Clients
 from conformance.plugin.targets import TargetSession
 from conformance.profiles import active
@@ -69,21 +70,65 @@ def _attempt(clients: Clients, transport: Transport, headers: list[tuple[str, st
         driver.close()
 
 
+#: The remedy when no credential was given to remove or corrupt.
+CREDENTIAL_REMEDY = (
+    '--target-header "Authorization: <the credential the target expects>" (any header whose'
+    " name contains authorization, token, key, auth, secret, cookie or password)"
+)
+
+
+def _served(exchange: Exchange) -> bool:
+    """The target served the request: a ServerToAgent without error_response came back."""
+    reply = exchange.reply
+    return (
+        reply is not None
+        and not reply.HasField("error_response")
+        and exchange.status in (101, 200)
+        and exchange.problem is None
+    )
+
+
+def _without_credentials(clients: Clients, transport: Transport) -> None:
+    """End the test: no credential was given, so only the target's own answer can settle it.
+
+    A new agent sends one message without any header. Served: the target has no
+    authentication configured, and the rule does not apply (that answer is the
+    evidence). Anything else (401, an error_response, no answer) may be an
+    authentication the suite holds no credential for: not judged.
+    """
+    given = [name for name, _ in clients.headers]
+    driver = clients.open(transport, [])
+    try:
+        exchange = driver.send(heartbeat(new_uid(), 0))
+    finally:
+        driver.close()
+    what = f"a message over {transport.value} from a new agent without any header"
+    if _served(exchange):
+        not_applicable(
+            "the target serves agents that send no credential: no authentication is configured",
+            f"{what} was served: {exchange.summary()}",
+        )
+    names = f" (the headers given, {', '.join(given)}, do not look like credentials)"
+    not_judged(
+        "no credential was given to remove or corrupt"
+        + (names if given else " (no --target-header)")
+        + f", and the target did not serve {what}: {exchange.summary()}",
+        CREDENTIAL_REMEDY,
+    )
+
+
 @pytest.mark.requirement("SRV-AUTH-401")
 def test_missing_or_wrong_credentials_get_401(opamp: Clients, transport: Transport) -> None:
-    """Without the credential headers, or with one corrupted, the answer is HTTP 401."""
+    """Without the credential headers, or with one corrupted, the answer is HTTP 401.
+
+    Without a credential header given, a target that serves an agent sending
+    none has no authentication (not applicable); any other answer leaves the
+    rule not judged.
+    """
     headers = opamp.headers
     credentials = [h for h in headers if CREDENTIAL_NAME.search(h[0])]
-    if not headers:
-        pytest.skip(
-            "no --target-header given: SRV-AUTH-401 is judged with the credentials the target"
-            " expects"
-        )
     if not credentials:
-        pytest.skip(
-            "none of the --target-header names looks like a credential (Authorization, *token*,"
-            " *key*, *auth*, *secret*, Cookie): nothing to remove or corrupt"
-        )
+        _without_credentials(opamp, transport)
     others = [h for h in headers if h not in credentials]
     cases = [("credential headers left out", others)]
     for name, _ in credentials:
@@ -115,9 +160,10 @@ def test_request_over_the_size_limit_gets_413(
     conformance_session.require_transport(conformance_session.primary, Transport.HTTP)
     limit = conformance_session.max_message_bytes
     if not conformance_session.size_limit_known and active().name != "nightly":
-        pytest.skip(
-            f"sends a body over the spec's default limit ({limit} B): runs in the nightly"
-            " profile, or in any profile with --max-message-bytes=N (the target's own limit)"
+        not_judged(
+            f"the target's size limit is not known, and sending a body over the spec's default"
+            f" limit ({limit} B) is left to the nightly profile",
+            "--max-message-bytes=N (the target's own limit, in bytes), or --profile=nightly",
         )
     msg = heartbeat(new_uid(), 0)
     msg.custom_message.capability = "io.fleet-conformance.padding"
@@ -131,9 +177,10 @@ def test_request_over_the_size_limit_gets_413(
     if exchange.problem is not None:
         got += f" ({exchange.problem.value}: {exchange.detail})"
     if exchange.status == 200 and not conformance_session.size_limit_known:
-        pytest.skip(
+        not_judged(
             f"the target accepted a {exchange.sent_bytes} B request: its limit is above the"
-            " spec's recommended 64 MiB, or it has none; give --max-message-bytes=N to test it"
+            " spec's recommended 64 MiB, or it has none",
+            "--max-message-bytes=N (the target's own limit, in bytes)",
         )
     require(
         "SRV-413",

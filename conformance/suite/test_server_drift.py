@@ -1,7 +1,9 @@
 """Server drift detection (rules sections 2 and 3): when ReportFullState must be set.
 
 Generated multi-agent conversations (see :mod:`conformance.scenarios.drift`)
-are played over each transport; the model judges every reply's flag.
+are played over each transport; the model judges every reply's flag. A run
+in which the focused rule never had a reply to judge (every reply an
+error_response, say) ends *not judged*, never as a pass.
 """
 
 from __future__ import annotations
@@ -10,14 +12,14 @@ import time
 
 import pytest
 
-from conformance.checks import Transcript, expect_reply
+from conformance.checks import Refusals, Transcript, expect_reply
 from conformance.messages import full_status, heartbeat, new_uid
 from conformance.plugin.fixtures import Clients
 from conformance.profiles import active
 from conformance.properties import conformance_property
 from conformance.scenarios.drift import DriftRun, Focus, Scenario, Tally, scenarios
 from conformance.target import Transport
-from conformance.verdicts import Findings, Violation
+from conformance.verdicts import Violation, Violations
 from conformance.wire import AgentCap, ServerFlag
 
 
@@ -29,6 +31,8 @@ def _play(opamp: Clients, transport: Transport, focus: Focus) -> Tally:
         DriftRun(lambda: opamp.open(transport), focus, tally, new_uid).play(scenario)
 
     run()
+    if focus is not Focus.SHOULD:
+        tally.require_judged(focus)
     return tally
 
 
@@ -68,7 +72,11 @@ def test_full_status_is_judged_by_declared_capabilities(
 def test_no_full_state_request_without_drift(opamp: Clients, transport: Transport) -> None:
     """Contiguous messages, and messages with full status, are not asked for full status."""
     tally = _play(opamp, transport, Focus.SHOULD)
-    Findings(tally.findings()).raise_if_any()
+    found = tally.findings()
+    if found:
+        # A rule that never had a chance is not judged, not passed, beside a finding.
+        raise Violations(found, complete=not tally.unjudged(Focus.SHOULD))
+    tally.require_judged(Focus.SHOULD)
 
 
 #: Capability sets for the convergence check: the minimum, everything, and a mix.
@@ -85,7 +93,12 @@ FOLLOW_UP_TO = 25
 
 @pytest.mark.requirement("SRV-FS-CONVERGE")
 def test_full_state_exchange_settles(opamp: Clients, transport: Transport) -> None:
-    """An agent that answers each ReportFullState at once with full status is soon left alone."""
+    """An agent that answers each ReportFullState at once with full status is soon left alone.
+
+    An exchange cut short by an error_response is not judged; one that settles
+    or loops is. If no exchange could be judged, neither is the rule.
+    """
+    refusals = Refusals()
     for caps in CONVERGE_CAPS:
         driver = opamp.open(transport)
         transcript = Transcript()
@@ -108,3 +121,6 @@ def test_full_state_exchange_settles(opamp: Clients, transport: Transport) -> No
                 f" {elapsed:.2f} s {settled} (caps {caps:#x})",
                 transcript.render(),
             )
+        # An exchange that ended in a refusal neither settled nor looped: not judged.
+        refusals.count(reply)
+    refusals.require_judged("SRV-FS-CONVERGE")

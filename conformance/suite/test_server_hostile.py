@@ -9,13 +9,21 @@ after. Malformed messages should be refused with a ServerToAgent carrying
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 
-from conformance.checks import ShouldTally, Transcript, retry_throttled
+from conformance.checks import (
+    ShouldTally,
+    Transcript,
+    error_type_name,
+    refused_as_malformed,
+    retry_throttled,
+)
 from conformance.drivers import Exchange, HttpDriver, Problem, WsDriver
 from conformance.hostile import BadInput, bad_inputs
 from conformance.messages import full_status, new_uid
+from conformance.outcomes import not_judged
 from conformance.plugin.fixtures import Clients
 from conformance.plugin.targets import TargetSession
 from conformance.profiles import active
@@ -74,6 +82,9 @@ def _still_serves(transcript: Transcript, driver: HttpDriver | WsDriver, bad: Ba
             f"after {bad.label}, a valid message from a new agent got {why}",
             transcript.render(),
         )
+    malformed = refused_as_malformed(after)
+    if malformed is not None:
+        raise Violation("SRV-REPLY", f"after {bad.label}, {malformed}", transcript.render())
 
 
 @pytest.mark.requirement("SRV-NO-5XX", "SRV-BADREQ")
@@ -128,38 +139,106 @@ def not_a_uuid() -> bytes:
 
 
 def _any_sixteen_bytes_are_a_uid(driver: HttpDriver | WsDriver) -> None:
+    """A valid message whose uid is no UUID is served like any other.
+
+    When it breaks, a second valid message with an ordinary (UUID v7) uid tells
+    what broke: only the odd uid, or every request (then the finding says so,
+    and does not blame the uid).
+    """
     uid = not_a_uuid()
     transcript = Transcript()
-    transcript.note(f"    a valid message whose instance_uid is {uid.hex()} (not a UUID)")
+    transcript.note(f"    #1: a valid message whose instance_uid is {uid.hex()} (not a UUID)")
     exchange = transcript.add(driver.send(full_status(uid, 0)))
     broken = _breakage(exchange)
-    if broken is not None:
+    if broken is None:
+        return
+    driver.close()
+    control = transcript.add(driver.send(full_status(new_uid(), 0)))
+    transcript.note("    #2: the same message from an agent whose instance_uid is a UUID v7")
+    also = _breakage(control)
+    if also is not None:
         raise Violation(
             "SRV-NO-5XX",
-            f"a valid message whose 16-byte instance_uid is not a UUID got {broken}"
-            " (any 16 bytes are a valid instance_uid; UUID v7 is a SHOULD for agents)",
+            f"every request failed: valid messages got {broken}, whatever their instance_uid"
+            f" (the last one: {also}); the target answered no request over {driver.transport}",
             transcript.render(),
         )
+    raise Violation(
+        "SRV-NO-5XX",
+        f"a valid message whose 16-byte instance_uid is not a UUID got {broken}, while the same"
+        " message with a UUID v7 uid was answered (any 16 bytes are a valid instance_uid;"
+        " UUID v7 is a SHOULD for agents)",
+        transcript.render(),
+    )
 
 
 FIXED_UID = b"\x42" * 16
 #: Header values other than 0: small, the largest one-byte varint, and multi-byte ones.
 WS_HEADERS = (1, 2, 0x7F, 0x80, 0x3FFF)
+#: Bound on the waits for the non-zero headers, in request timeouts: a server that
+#: drops each malformed message silently costs a wait each, never more than this.
+WS_HEADER_WAIT_TIMEOUTS = 3.0
+
+
+def _ws_control(ws: WsDriver) -> Exchange:
+    """A well-formed message framed with header 0 from a new agent; ends the test unless served.
+
+    Silence, or an error_response, to a valid message would make the verdict on the
+    non-zero headers vacuous: the target then treats every message alike.
+    """
+    transcript = Transcript()
+    msg = full_status(new_uid(), 0)
+    control = transcript.add(retry_throttled(transcript, lambda: ws.send(msg), ws.close))
+    ws.close()
+    reply = control.reply
+    if reply is None:
+        not_judged(
+            "the target did not answer a well-formed message framed with header 0"
+            f" ({control.summary()}), so its silence on other headers says nothing"
+            " (SRV-REPLY judges the silence itself)",
+            "check that the target answers WebSocket messages within --request-timeout (or"
+            " raise it), and run again",
+        )
+    malformed = refused_as_malformed(control)
+    if malformed is not None:
+        raise Violation("SRV-REPLY", malformed, transcript.render())
+    if reply.HasField("error_response"):
+        kind = error_type_name(reply.error_response.type)
+        not_judged(
+            f"the target refused a well-formed message framed with header 0 too (error_response"
+            f" type {kind}: {reply.error_response.error_message!r}), so a refusal of other"
+            " headers shows no difference",
+            "find out why the target refuses the suite's well-formed agents (its"
+            " error_message, its logs), fix that, and run again",
+        )
+    return control
 
 
 @pytest.mark.requirement("SRV-WS-HEADER")
 def test_websocket_header_other_than_zero_is_malformed(
     opamp: Clients, conformance_session: TargetSession
 ) -> None:
-    """A message framed with header 1 (or more) is refused, not answered as a normal message."""
+    """A message framed with header 1 (or more) is refused, not answered as a normal message.
+
+    A well-formed message framed with header 0 goes first: only a target that
+    serves it can show that it treats the others as malformed. The waits for the
+    other headers are bounded together (a target may drop each in silence).
+    """
     conformance_session.require_transport(conformance_session.primary, Transport.WS)
     ws = opamp.ws()
+    _ws_control(ws)
+    timeout = active().request_timeout
+    deadline = time.monotonic() + WS_HEADER_WAIT_TIMEOUTS * timeout
     tally = ShouldTally("SRV-WS-HEADER", "messages with a non-zero header answered as valid")
     for header in WS_HEADERS:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
         transcript = Transcript()
         transcript.note(f"    message framed with header {header}")
         # A fixed uid: the bytes after a multi-byte header then always read the same.
-        exchange = transcript.add(ws.send(full_status(FIXED_UID, 0), header=header))
+        exchange = ws.send(full_status(FIXED_UID, 0), header=header, timeout=min(timeout, left))
+        transcript.add(exchange)
         reply = exchange.reply
         accepted = reply is not None and not reply.HasField("error_response")
         tally.count(f"header {header} accepted" if accepted else None, transcript.render())

@@ -7,9 +7,16 @@ import functools
 import pytest
 from hypothesis import strategies as st
 
-from conformance.checks import Transcript, converse, fields_set_beside_error, retry_throttled
+from conformance.checks import (
+    Refusals,
+    Transcript,
+    converse,
+    fields_set_beside_error,
+    retry_throttled,
+)
 from conformance.drivers import Exchange, HttpDriver, WsDriver
 from conformance.messages import full_status, goodbye, heartbeat, new_uid
+from conformance.outcomes import not_applicable, not_judged
 from conformance.plugin.fixtures import Clients
 from conformance.plugin.targets import TargetSession
 from conformance.properties import conformance_property
@@ -81,14 +88,21 @@ def test_reply_echoes_instance_uid(opamp: Clients, transport: Transport) -> None
 
 @pytest.mark.requirement("SRV-CAPS-FIRST")
 def test_first_reply_declares_capabilities(opamp: Clients, transport: Transport) -> None:
-    """The first reply to a new agent sets capabilities with AcceptsStatus and defined bits only."""
+    """The first reply to a new agent sets capabilities with AcceptsStatus and defined bits only.
+
+    A first reply carrying error_response must not carry capabilities
+    (SRV-ERR-EXCL), so it is not judged here; a run in which every first
+    contact was refused judged nothing and ends *not judged*.
+    """
+    refusals = Refusals()
 
     @conformance_property(caps=agent_capabilities(), first=st.sampled_from(["full", "heartbeat"]))
     def first_contact(caps: int, first: str) -> None:
         with opamp.open(transport) as driver:
-            _check_first_reply(driver, caps, first)
+            _check_first_reply(driver, caps, first, refusals)
 
     first_contact()
+    refusals.require_judged("SRV-CAPS-FIRST (a first reply without error_response)")
 
 
 #: New agents tried when the first reply is an error_response (which must not
@@ -96,16 +110,18 @@ def test_first_reply_declares_capabilities(opamp: Clients, transport: Transport)
 FIRST_CONTACT_TRIES = 3
 
 
-def _check_first_reply(driver: HttpDriver | WsDriver, caps: int, first: str) -> None:
+def _check_first_reply(
+    driver: HttpDriver | WsDriver, caps: int, first: str, refusals: Refusals
+) -> None:
     transcript = Transcript()
     for attempt in range(FIRST_CONTACT_TRIES):
         msg = _message(first if attempt == 0 else "full", new_uid(), 0, caps)
         reply = _send(transcript, driver, msg)
-        if not reply.HasField("error_response"):
+        if refusals.count(reply):
             break
         transcript.note("    first reply is an error_response; a new agent tries again")
     else:
-        return  # the target refused every first contact: nothing to judge here
+        return  # every first contact of this example refused: counted, not judged
     require(
         "SRV-CAPS-FIRST",
         bool(reply.capabilities & ServerCap.ACCEPTS_STATUS),
@@ -139,11 +155,13 @@ def test_error_response_stands_alone(
     driver = opamp.open(transport)
     transcript = Transcript()
     errors = 0
+    answers: list[str] = []
     for label, msg in _error_probes(new_uid()):
         exchange = transcript.add(driver.send(msg))
         reply = exchange.reply
         if reply is None or not reply.HasField("error_response"):
             transcript.note(f"probe '{label}': no error_response")
+            answers.append(f"{label}: {_outcome(exchange)}")
             continue
         errors += 1
         extra = fields_set_beside_error(reply)
@@ -154,10 +172,22 @@ def test_error_response_stands_alone(
             transcript.render(),
         )
     if errors == 0:
-        pytest.skip(
-            "the target answered none of the error probes with error_response; exclusivity"
-            " could not be observed"
+        if all(_no_answer(e) for e in transcript.exchanges):
+            not_judged(
+                "the target answered none of the error probes at all, so no error_response"
+                " could be observed",
+                "check that the target answers within --request-timeout (or raise it)",
+            )
+        not_applicable(
+            "the target answered none of the error probes with error_response: it showed no"
+            " error_response whose exclusivity could be judged",
+            "; ".join(answers),
         )
+
+
+def _no_answer(exchange: Exchange) -> bool:
+    """Nothing came back: no HTTP status (or only the upgrade) and no ServerToAgent."""
+    return exchange.reply is None and exchange.status in (None, 101)
 
 
 #: Ways of sending the same body that a server must accept like the plain one.
@@ -175,12 +205,15 @@ def test_gzip_and_chunked_bodies_accepted_like_plain(
 ) -> None:
     """The same conversation, gzip-compressed or chunked, is accepted exactly as in plain bytes."""
     http = _http_or_skip(opamp, conformance_session, "gzip and chunked request bodies")
+    plain_refusals = Refusals()
 
     @conformance_property(caps=agent_capabilities(), plan=steps)
     def conversation(caps: int, plan: list[str]) -> None:
-        _compare_forms_with_plain(http, caps, plan)
+        _compare_forms_with_plain(http, caps, plan, plain_refusals)
 
     conversation()
+    # Refused alike proves nothing about acceptance: some plain body must have been accepted.
+    plain_refusals.require_judged("SRV-GZIP (a plain body accepted to compare with)")
 
 
 def _http_or_skip(opamp: Clients, session: TargetSession, what: str) -> HttpDriver:
@@ -188,13 +221,16 @@ def _http_or_skip(opamp: Clients, session: TargetSession, what: str) -> HttpDriv
     return opamp.http()
 
 
-def _compare_forms_with_plain(http: HttpDriver, caps: int, plan: list[str]) -> None:
+def _compare_forms_with_plain(
+    http: HttpDriver, caps: int, plan: list[str], plain_refusals: Refusals
+) -> None:
     transcript = Transcript()
     plain_uid = new_uid()
     form_uids = {name: new_uid() for name, _, _ in BODY_FORMS}
     for seq, step in enumerate(plan):
         plain = _send(transcript, http, _message(step, plain_uid, seq, caps))
         plain_exchange = transcript.exchanges[-1]
+        plain_refusals.count(plain)
         for name, gzip, chunked in BODY_FORMS:
             msg = _message(step, form_uids[name], seq, caps)
             send = functools.partial(http.send, msg, gzip=gzip, chunked=chunked)
@@ -246,6 +282,7 @@ def test_reply_compressed_when_client_accepts_gzip(
     """With Accept-Encoding: gzip, a reply of 1 KiB or more comes gzip-compressed."""
     http = _http_or_skip(opamp, conformance_session, "compressed responses")
     judged = 0
+    refusals = Refusals()
 
     @conformance_property(caps=agent_capabilities(), plan=steps)
     def conversation(caps: int, plan: list[str]) -> None:
@@ -254,7 +291,8 @@ def test_reply_compressed_when_client_accepts_gzip(
         uid = new_uid()
         caps |= AgentCap.ACCEPTS_REMOTE_CONFIG  # a config offer makes replies worth compressing
         for seq, step in enumerate(plan):
-            _send(transcript, http, _message(step, uid, seq, caps))
+            reply = _send(transcript, http, _message(step, uid, seq, caps))
+            refusals.count(reply)
             exchange = transcript.exchanges[-1]
             if exchange.reply_bytes < GZIP_RESP_MIN_BYTES:
                 continue
@@ -270,7 +308,11 @@ def test_reply_compressed_when_client_accepts_gzip(
 
     conversation()
     if judged == 0:
-        pytest.skip(
+        refusals.require_judged("SRV-GZIP-RESP")
+        not_judged(
             f"no reply of {GZIP_RESP_MIN_BYTES} B or more came back (replies smaller than that"
-            " are not judged): compression could not be observed"
+            " are not judged): compression could not be observed",
+            "configure the target to offer a remote config of 1 KiB or more to new agents that"
+            " accept one (AcceptsRemoteConfig), so that its replies are worth compressing,"
+            " and run again",
         )

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 import pytest
 from hypothesis import strategies as st
 
-from conformance.checks import Transcript, converse
+from conformance.checks import Refusals, Transcript, converse
 from conformance.drivers import HttpDriver, WsDriver
 from conformance.messages import full_status, heartbeat, new_uid
+from conformance.outcomes import not_applicable, not_judged
 from conformance.plugin.fixtures import Clients
 from conformance.properties import conformance_property
 from conformance.strategies import agent_capabilities
@@ -60,7 +61,12 @@ offer_steps = st.lists(st.sampled_from(["full", "heartbeat", "stale-hash"]), min
 
 @pytest.mark.requirement("SRV-CAP-RESPECT")
 def test_nothing_offered_that_the_agent_cannot_accept(opamp: Clients, transport: Transport) -> None:
-    """remote_config, packages, commands and OpAMP connection settings go only to takers."""
+    """remote_config, packages, commands and OpAMP connection settings go only to takers.
+
+    A reply with error_response offers nothing (it may carry nothing else): a
+    run whose every reply was one judged nothing and ends *not judged*.
+    """
+    refusals = Refusals()
 
     @conformance_property(caps=agent_capabilities(), plan=offer_steps, stale=st.binary(max_size=32))
     def conversation(caps: int, plan: list[str], stale: bytes) -> None:
@@ -76,6 +82,7 @@ def test_nothing_offered_that_the_agent_cannot_accept(opamp: Clients, transport:
                 if step == "stale-hash" and caps & AgentCap.REPORTS_REMOTE_CONFIG:
                     msg = _with_config_hash(msg, stale)
                 reply = _send(transcript, driver, msg)
+                refusals.count(reply)
                 for name, needed in OFFERS:
                     require(
                         "SRV-CAP-RESPECT",
@@ -87,6 +94,7 @@ def test_nothing_offered_that_the_agent_cannot_accept(opamp: Clients, transport:
                 uid = reply.agent_identification.new_instance_uid or uid
 
     conversation()
+    refusals.require_judged("SRV-CAP-RESPECT")
 
 
 #: Capabilities of an agent that takes remote config and reports what it applied.
@@ -144,19 +152,46 @@ def test_remote_config_resent_when_agent_hash_differs(opamp: Clients, transport:
                 transcript.render(),
             )
 
-    if not _declares_offers(opamp, transport):
-        pytest.skip("the target does not declare OffersRemoteConfig (0x2): nothing to judge")
+    _require_offers(opamp, transport)
     conversation()
     if count.judged == 0:
-        pytest.skip(
+        not_judged(
             "the target declares OffersRemoteConfig but offered no remote_config to any of"
-            f" {count.unjudged} generated agents that accept it: the rule could not be observed"
+            f" {count.unjudged} generated agents that accept it: the rule could not be observed",
+            "configure the target to offer a remote config to new agents that accept one"
+            " (AcceptsRemoteConfig), and run again",
         )
 
 
-def _declares_offers(opamp: Clients, transport: Transport) -> bool:
-    """Whether the first reply to a config-taking agent declares OffersRemoteConfig."""
+#: New agents asked whether the target offers remote config before giving up.
+DECLARE_TRIES = 3
+
+
+def _require_offers(opamp: Clients, transport: Transport) -> None:
+    """Return when the first reply to a config-taking agent declares OffersRemoteConfig.
+
+    Otherwise end the test: *not applicable* when the target's reply declares
+    capabilities without it (its own answer), *not judged* when every reply was
+    an error_response (which may carry no capabilities).
+    """
     transcript = Transcript()
+    refusals = Refusals()
     with opamp.open(transport) as driver:
-        reply = _send(transcript, driver, full_status(new_uid(), 0, CONFIG_AGENT))
-    return bool(reply.capabilities & ServerCap.OFFERS_REMOTE_CONFIG)
+        for _ in range(DECLARE_TRIES):
+            reply = _send(transcript, driver, full_status(new_uid(), 0, CONFIG_AGENT))
+            if refusals.count(reply):
+                break
+    refusals.require_judged("SRV-RCFG-HASH (whether the target offers remote config)")
+    if not reply.capabilities:
+        not_judged(
+            "the first reply to a new agent declared no capabilities at all (SRV-CAPS-FIRST),"
+            " so whether the target offers remote config is unknown",
+            "fix the first reply's capabilities (SRV-CAPS-FIRST) and run again",
+        )
+    if not reply.capabilities & ServerCap.OFFERS_REMOTE_CONFIG:
+        names = ", ".join(cap_names(reply.capabilities, ServerCap)) or "none"
+        not_applicable(
+            "the target does not declare OffersRemoteConfig (0x2): it offers no remote config",
+            "the first reply to a new agent declaring AcceptsRemoteConfig had capabilities"
+            f" {reply.capabilities:#x} ({names}): {transcript.exchanges[-1].summary()}",
+        )
