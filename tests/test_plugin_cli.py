@@ -75,8 +75,10 @@ def test_embedded_reference_passes_and_writes_reports(tmp_path: Path) -> None:
     assert run.returncode == 0, run.output
     assert run.report is not None
     # The reference OpAMP agent speaks plain HTTP: the WebSocket-only rule does not apply.
-    assert run.ids("skip") == {"AGT-DISCONNECT"}, run.output
+    assert run.ids("not applicable") == {"AGT-DISCONNECT"}, run.output
     assert run.ids("pass") == set(CATALOGUE) - {"AGT-DISCONNECT"}
+    assert run.report["certification"]["verdict"] == "CERTIFIED"
+    assert run.output.rstrip().splitlines()[-1].startswith("fleet-conformance: CERTIFIED")
     assert run.report["targets"] == ["embedded reference server (fixtures.reference.server)"]
     for name in ("junit.xml", "conformance.html", "allure-results"):
         assert (tmp_path / "reports" / name).exists(), name
@@ -91,18 +93,25 @@ def test_separately_started_reference_passes(
     run = run_suite([f"--target={url}", "-q"], tmp_path)
     assert run.returncode == 0, run.output
     # One instance, no credentials, no enrollment token, the default 64 MiB limit in
-    # the quick profile: these are skipped, each with its reason.
-    unjudged = {
-        "SRV-AUTH-401",
+    # the quick profile: the target serves requests without credentials (not applicable,
+    # with its answer); the rest is not judged, each with its remedy.
+    not_judged = {
         "SRV-413",
         "SRV-FS-STATELESS",
         "FLEET-SRV-ENROLL-OK",
         "FLEET-SRV-CHECKIN-POLL",
     }
-    # A --target without --agent-cmd: no agent to launch, the agent rules are skipped.
-    unjudged |= {i for i in CATALOGUE if i.startswith(("FLEET-AGT-", "AGT-"))}
-    assert run.ids("pass") == set(CATALOGUE) - unjudged, run.output
-    assert run.ids("skip") == unjudged, run.output
+    assert run.ids("not applicable") == {"SRV-AUTH-401"}, run.output
+    assert run.ids("not judged") == not_judged, run.output
+    assert run.report is not None
+    assert all(r["remedy"] for r in run.report["requirements"] if r["verdict"] == "not judged")
+    # A --target without --agent-cmd: no agent under test, the agent rules are out of scope.
+    agent_rules = {i for i in CATALOGUE if i.startswith(("FLEET-AGT-", "AGT-"))}
+    assert {r["id"] for r in run.report["requirements"]} == set(CATALOGUE) - agent_rules
+    assert run.ids("pass") == set(CATALOGUE) - agent_rules - not_judged - {"SRV-AUTH-401"}
+    cert = run.report["certification"]
+    assert cert["verdict"] == "INCOMPLETE", cert
+    assert {m["id"] for m in cert["not_judged"]} == {"SRV-413", "FLEET-SRV-ENROLL-OK"}
     assert "[http]" in run.output or "passed" in run.output
 
 
