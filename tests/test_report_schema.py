@@ -10,6 +10,7 @@ import pytest
 
 from conformance.plugin.results import Finding, Results
 from conformance.report_json import REPORT_FORMAT, SCHEMA_PATH, build_report, report_schema
+from conformance.scope import Part, Scope
 from conformance.verdicts import Verdict
 
 
@@ -17,11 +18,18 @@ def sample_report() -> dict[str, Any]:
     results = Results()
     ids = list(results.by_id)
     for rid, verdict in zip(ids, list(Verdict), strict=False):
-        results.add(f"suite::test_{rid}", [Finding(rid, verdict, "why", "#1 evidence")])
+        remedy = "--option=value" if verdict is Verdict.NOT_JUDGED else ""
+        results.add(
+            f"suite::test_{rid}[http]",
+            [Finding(rid, verdict, "why", "#1 evidence", remedy)],
+            ["http"],
+        )
+    scope = Scope(parts=tuple(Part), profile="quick", transport="auto", windows={"x": 1.0})
+    results.finalize(scope, lambda rid: False)
     return build_report(
         results,
+        scope=scope,
         targets=["http://127.0.0.1:4320/v1/opamp"],
-        profile="quick",
         strict=False,
         seed="42",
         started="2026-11-22T10:00:00+00:00",
@@ -40,7 +48,11 @@ def test_schema_is_valid_and_versioned() -> None:
 
 
 def test_a_report_with_every_verdict_validates() -> None:
-    validate(sample_report())
+    report = sample_report()
+    validate(report)
+    seen = {r["verdict"] for r in report["requirements"]}
+    assert seen == {v.value for v in Verdict} - {"out of scope"}
+    assert report["scope"]["transports_judged"] == ["http"]
 
 
 @pytest.mark.parametrize(
@@ -52,6 +64,11 @@ def test_a_report_with_every_verdict_validates() -> None:
         lambda r: r["requirements"][0].update(level="OPTIONAL"),
         lambda r: r.update(targets=["http://user:secret@host/v1/opamp"]),
         lambda r: r.update(extra=1),
+        lambda r: r["requirements"][0].update(verdict="skip"),
+        lambda r: r["certification"].update(verdict="CERTIFIED", certified=False),
+        lambda r: r["certification"].update(verdict="INCOMPLETE", certified=True),
+        lambda r: r["scope"].pop("roles_tested"),
+        lambda r: next(q for q in r["requirements"] if q["verdict"] == "not judged").pop("remedy"),
     ],
 )
 def test_damaged_reports_are_refused(damage: Any) -> None:

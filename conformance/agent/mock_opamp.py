@@ -63,12 +63,24 @@ class _Plan:
 class MockOpAMP:
     """A loopback OpAMP server for one scenario; use as a context manager."""
 
-    def __init__(self, *, hold: float = 0.0, ws_heartbeat: int | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        hold: float = 0.0,
+        ws_heartbeat: int | None = None,
+        http_heartbeat: int | None = None,
+    ) -> None:
         #: Seconds each plain-HTTP reply is held (so overlapping requests can be seen).
         self.hold = hold
-        #: Offered in place of a plain ack on the first reply of each WebSocket connection,
-        #: so that an idle WebSocket agent keeps talking (None: never).
+        #: Offered on the first reply of each WebSocket connection, so that an idle
+        #: WebSocket agent keeps talking (None: never): in place of a plain ack, or
+        #: beside a ReportFullState flag or a new uid.
         self.ws_heartbeat = ws_heartbeat
+        #: The same on the first plain-HTTP reply: the agent then polls at this interval
+        #: instead of its own (the spec's default is 30 s), so a scenario needing several
+        #: messages fits a short window.
+        self.http_heartbeat = http_heartbeat
+        self._http_replies = 0
         self._lock = threading.Lock()
         self._plan = _Plan()
         self._connect_plan: deque[int] = deque()
@@ -197,8 +209,21 @@ class MockOpAMP:
             return ACK
         return reply
 
+    @staticmethod
+    def _first_offer(msg: AgentToServer | None, reply: Reply, seconds: int | None) -> Reply:
+        """The first reply with a heartbeat offer (``seconds``) when the agent takes one:
+        a plain ack becomes the offer; a flag or a new uid keeps its kind and carries the
+        offer beside it (see :meth:`_reply_for`)."""
+        if seconds is None or reply != ACK:
+            return reply
+        return MockOpAMP._offerable(msg, Reply("heartbeat", seconds))
+
     def _reply_for(
-        self, msg: AgentToServer | None, reply: Reply, transport: str = "http"
+        self,
+        msg: AgentToServer | None,
+        reply: Reply,
+        transport: str = "http",
+        offer: int | None = None,
     ) -> ServerToAgent:
         out = ServerToAgent(capabilities=SERVER_CAPS)
         if msg is not None and reply.kind != "no-uid":
@@ -207,11 +232,19 @@ class MockOpAMP:
             out.flags = ServerFlag.REPORT_FULL_STATE
         elif reply.kind == "new-uid":
             out.agent_identification.new_instance_uid = new_uid()
-        elif reply.kind == "heartbeat":
-            offer = out.connection_settings.opamp
+        seconds = reply.seconds if reply.kind == "heartbeat" else None
+        if (
+            seconds is None
+            and reply.kind in ("full", "new-uid")
+            and offer is not None
+            and self._offerable(msg, Reply("heartbeat", offer)).kind == "heartbeat"
+        ):
+            seconds = offer
+        if reply.kind == "heartbeat" or seconds is not None:
+            settings = out.connection_settings.opamp
             # The endpoint MUST be set in an offer: the one the agent already uses.
-            offer.destination_endpoint = self.ws_url if transport == "ws" else self.url
-            offer.heartbeat_interval_seconds = reply.seconds or 1
+            settings.destination_endpoint = self.ws_url if transport == "ws" else self.url
+            settings.heartbeat_interval_seconds = seconds or 1
         elif reply.kind in ("bad-request", "unavailable", "503", "429"):
             out = ServerToAgent(instance_uid=out.instance_uid)
             if reply.kind == "bad-request":
@@ -239,8 +272,12 @@ class MockOpAMP:
                 msg, problem = self._decode(raw)
             except (TooLarge, zlib.error, OSError) as exc:
                 raw, msg, problem = b"", None, f"unreadable body: {exc}"
-            reply = self._offerable(msg, reply)
-            response, sent = self._http_answer(msg, reply)
+            with self._lock:
+                first = self._http_replies == 0
+                self._http_replies += 1
+            offer = self.http_heartbeat if first else None
+            reply = self._offerable(msg, self._first_offer(msg, reply, offer))
+            response, sent = self._http_answer(msg, reply, offer)
             headers = tuple(request.headers.items())
             self._record(
                 Received(at, "http", 0, headers, msg, problem, reply, in_flight, raw, sent)
@@ -253,7 +290,7 @@ class MockOpAMP:
                 self._in_flight -= 1
 
     def _http_answer(
-        self, msg: AgentToServer | None, reply: Reply
+        self, msg: AgentToServer | None, reply: Reply, offer: int | None = None
     ) -> tuple[web.Response, ServerToAgent | None]:
         kind = reply.kind
         if kind in ("429", "503"):
@@ -266,7 +303,7 @@ class MockOpAMP:
         if kind == "garbage":
             junk = b"\xff\xfe<not protobuf>" + os.urandom(8)
             return web.Response(body=junk, content_type=CONTENT_TYPE), None
-        sent = self._reply_for(msg, reply)
+        sent = self._reply_for(msg, reply, "http", offer)
         ctype = "text/plain" if kind == "wrong-ct" else CONTENT_TYPE
         return web.Response(body=sent.SerializeToString(), content_type=ctype), sent
 
@@ -294,16 +331,15 @@ class MockOpAMP:
                 continue
             arrived = time.monotonic()
             reply = self._take()
-            if first and reply == ACK and self.ws_heartbeat is not None:
-                reply = Reply("heartbeat", self.ws_heartbeat)
+            offer = self.ws_heartbeat if first else None
             first = False
             try:
                 payload = ws_unframe(frame.data).payload
                 msg, problem = self._decode(payload)
             except FramingError as exc:
                 payload, msg, problem = frame.data, None, f"bad framing: {exc}"
-            reply = self._offerable(msg, reply)
-            sent = self._ws_reply(msg, reply)
+            reply = self._offerable(msg, self._first_offer(msg, reply, offer))
+            sent = self._ws_reply(msg, reply, offer)
             self._record(
                 Received(arrived, "ws", number, headers, msg, problem, reply, 1, payload, sent)
             )
@@ -311,7 +347,9 @@ class MockOpAMP:
                 break
         return ws
 
-    def _ws_reply(self, msg: AgentToServer | None, reply: Reply) -> ServerToAgent | None:
+    def _ws_reply(
+        self, msg: AgentToServer | None, reply: Reply, offer: int | None = None
+    ) -> ServerToAgent | None:
         """The ServerToAgent a WebSocket reply carries (None: a close or a broken frame)."""
         if reply.kind in ("500", "garbage", "wrong-ct"):
             return None
@@ -319,7 +357,7 @@ class MockOpAMP:
             return ServerToAgent()
         if reply.kind in ("429", "503"):
             return self._reply_for(msg, Reply("unavailable", reply.seconds), "ws")
-        return self._reply_for(msg, reply, "ws")
+        return self._reply_for(msg, reply, "ws", offer)
 
     async def _ws_answer(
         self, ws: web.WebSocketResponse, sent: ServerToAgent | None, reply: Reply

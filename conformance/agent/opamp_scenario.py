@@ -19,7 +19,7 @@ from conformance.agent.launch import AgentProcess, launched
 from conformance.agent.mock_fleet import MockFleet
 from conformance.agent.mock_opamp import MockOpAMP
 from conformance.agent.scenario import AgentSetup, free_port, placeholder_values
-from conformance.model.opamp_agent import ACK, Received, Reply
+from conformance.model.opamp_agent import ACK, Received, Reply, offered_heartbeat
 
 
 class AgentSilent(RuntimeError):
@@ -50,6 +50,23 @@ class OpAMPScenario:
         """ "http" or "ws": how the agent spoke first."""
         seen = self.mock.received()
         return seen[0].transport if seen else "http"
+
+    def first_contact(self) -> str:
+        """What the agent did first, in words: the evidence of the transport it speaks."""
+        seen = self.mock.received()
+        tries = self.mock.attempts()
+        if seen and (not tries or seen[0].at <= tries[0].at):
+            first = seen[0]
+            if first.transport == "http":
+                ctype = first.header("Content-Type") or "(none)"
+                return (
+                    f"the agent connected over plain HTTP: POST {self.mock.url}"
+                    f" (Content-Type {ctype}) carrying {first.describe()}"
+                )
+            return f"the agent opened a WebSocket and sent {first.describe()}"
+        if tries:
+            return f"the agent asked for a WebSocket upgrade at {self.mock.ws_url}"
+        return "the agent sent nothing"
 
     def wait(self, count: int, *, until: float | None = None) -> list[Received]:
         """Messages once ``count`` arrived, the agent exited, or the window (or ``until``) ended."""
@@ -88,7 +105,9 @@ class OpAMPScenario:
             extra = f" in-flight={r.in_flight}" if r.in_flight > 1 else ""
             ctype = r.header("Content-Type") if r.transport == "http" else None
             ct = f" ct={ctype}" if ctype is not None else ""
-            events.append((r.at, f"{where:5} << {r.describe()}{ct}{extra} -> {r.reply}"))
+            offer = offered_heartbeat(r) if r.reply.kind != "heartbeat" else None
+            also = f" +heartbeat offer ({offer} s)" if offer else ""
+            events.append((r.at, f"{where:5} << {r.describe()}{ct}{extra} -> {r.reply}{also}"))
         for c in self.mock.attempts():
             events.append((c.at, f"ws    connect -> {c.answer}"))
         events += [(t, f"note  {text}") for t, text in self.notes]
@@ -113,13 +132,21 @@ class Plan(TypedDict, total=False):
     hold: float
     #: Heartbeat interval offered on each WebSocket connection's first reply.
     ws_heartbeat: int | None
+    #: Heartbeat interval offered on the first reply, plain HTTP and WebSocket alike (to
+    #: an agent declaring ReportsHeartbeat and AcceptsOpAMPConnectionSettings).
+    heartbeat: int | None
 
 
 @contextmanager
 def opamp_scenario(setup: AgentSetup, **plan: Unpack[Plan]) -> Iterator[OpAMPScenario]:
     """A mock OpAMP server with this plan and a freshly launched agent; all gone on exit."""
     token = secrets.token_hex(20)
-    mock = MockOpAMP(hold=plan.get("hold", 0.0), ws_heartbeat=plan.get("ws_heartbeat"))
+    every = plan.get("heartbeat")
+    mock = MockOpAMP(
+        hold=plan.get("hold", 0.0),
+        ws_heartbeat=plan.get("ws_heartbeat", every),
+        http_heartbeat=every,
+    )
     with mock, MockFleet(token) as fleet:
         mock.plan(plan.get("replies", ()), plan.get("then", ACK))
         mock.refuse_connections(plan.get("refuse", ()))

@@ -46,20 +46,28 @@ def suite_args(behaviour: str = "reference") -> list[str]:
 #: it polls every 0.2 s and backs off from 0.25 s to 1 s.
 OPAMP_POLL = 0.2
 OPAMP_TIMING = TIMING
+#: The spec's own timing, for measuring what a run against a real agent costs: a 30 s
+#: poll interval and a 30 s retry floor (``--backoff-scale`` 120 of the above, so the
+#: cap is 120 s).
+SPEC_POLL = 30.0
+SPEC_BACKOFF_SCALE = 120.0
 
 
 def opamp_command(
-    behaviour: str = "reference", transport: str = "http", backoff_scale: float = 1.0
+    behaviour: str = "reference",
+    transport: str = "http",
+    backoff_scale: float = 1.0,
+    poll: float = OPAMP_POLL,
 ) -> str:
     """The ``--agent-cmd`` template that launches the reference OpAMP agent (or a twin).
 
     ``backoff_scale`` multiplies its backoff constants (pass the same to
-    :func:`opamp_suite_args`).
+    :func:`opamp_suite_args`); ``poll`` is its poll interval in seconds.
     """
     url = "{opamp_ws_url}" if transport == "ws" else "{opamp_url}"
     words = [
         f"{{python}} -m fixtures.reference.opamp_agent --url={url} --transport={transport}",
-        f"--poll-interval {OPAMP_POLL} --request-timeout 5",
+        f"--poll-interval {poll:g} --request-timeout 5",
         f"--backoff-initial {BACKOFF_INITIAL * backoff_scale:g}",
         f"--backoff-max {BACKOFF_MAX * backoff_scale:g}",
     ]
@@ -69,11 +77,14 @@ def opamp_command(
 
 
 def opamp_suite_args(
-    behaviour: str = "reference", transport: str = "http", backoff_scale: float = 1.0
+    behaviour: str = "reference",
+    transport: str = "http",
+    backoff_scale: float = 1.0,
+    poll: float = OPAMP_POLL,
 ) -> list[str]:
     """Suite options that test the reference OpAMP agent (or a twin) at its time scale."""
     return [
-        f"--agent-cmd={opamp_command(behaviour, transport, backoff_scale)}",
+        f"--agent-cmd={opamp_command(behaviour, transport, backoff_scale, poll)}",
         "--agent-protocol=opamp",
         f"--backoff-floor={OPAMP_TIMING.floor * backoff_scale:g}",
         f"--backoff-cap={OPAMP_TIMING.cap * backoff_scale:g}",

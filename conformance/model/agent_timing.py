@@ -8,6 +8,7 @@ absolute slack (the gRPC connection-backoff test's lesson: 20 % and
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -94,6 +95,46 @@ def same_schedule(a: Sequence[float], b: Sequence[float]) -> bool:
     if len(a) < n or len(b) < n:
         return False
     return all(abs(x - y) <= max(0.03 * x, 0.03) for x, y in zip(a[:n], b[:n], strict=True))
+
+
+# -- sizing a scenario's window to the agent's own clock ------------------------
+
+#: The spec's default poll interval and recommended retry floor, in seconds: what an
+#: agent whose clock was not measured is assumed to use.
+SPEC_POLL = 30.0
+SPEC_RETRY_FLOOR = 30.0
+#: Seconds a scenario allows for launching the agent and its first message.
+START_ALLOWANCE = 2.0
+
+
+def retry_waits(timing: Timing, retries: int, first: float | None = None) -> list[float]:
+    """The longest waits a conforming exponential backoff may take for ``retries`` retries
+    in a row: the first ``first`` (a measured first retry) or twice the floor (equal jitter
+    draws up to that), doubling each time, never beyond :attr:`Timing.longest`."""
+    start = 2 * timing.floor if first is None else first
+    return [min(timing.longest, start * 2.0**n) for n in range(retries)]
+
+
+def window_needed(
+    timing: Timing, *, polls: int = 0, period: float = 0.0, waits: Sequence[float] = ()
+) -> float:
+    """Seconds from launch a scenario needs: :data:`START_ALLOWANCE`, ``polls`` poll
+    periods and the ``waits`` (retries, asked delays), each at its upper tolerance."""
+    need = START_ALLOWANCE + polls * timing.at_most(period) if polls else START_ALLOWANCE
+    return need + sum(timing.at_most(w) for w in waits)
+
+
+def window_remedy(seconds: float) -> str:
+    """The option and value that give a scenario ``seconds`` (rounded up to 5 s)."""
+    return f"--agent-window={max(5, 5 * math.ceil(seconds / 5))}"
+
+
+def describe_clock(period: float | None, offered: bool) -> str:
+    """How the agent's clock was known, for a *not judged* reason."""
+    if period is None:
+        return f"its poll period was not measured (assumed the spec's {SPEC_POLL:g} s)"
+    how = "the heartbeat interval it accepted" if offered else "measured"
+    return f"its poll period is {period:.3g} s ({how})"
 
 
 #: Liveness answers a conforming agent gives: per Fleet condition and ``failon``.

@@ -397,3 +397,39 @@ def check_heartbeat(seen: Sequence[Received], soonest: float, latest: float) -> 
         if bare(before) and bare(after) and gap < soonest:
             return f"heartbeats {gap:.3f} s apart (at least {soonest:g} s expected)"
     return None
+
+
+# -- the agent's own clock ---------------------------------------------------------
+
+#: Replies after which an agent waits for its poll or heartbeat interval: they ask for
+#: nothing at once and report no failure.
+_WAITING = frozenset({"ack", "heartbeat", "new-uid", "no-uid"})
+#: Both capabilities an agent declares to take a heartbeat interval offered in
+#: OpAMPConnectionSettings.
+HEARTBEAT_CAPS = AgentCap.REPORTS_HEARTBEAT | AgentCap.ACCEPTS_OPAMP_CONNECTION_SETTINGS
+
+
+def takes_heartbeat_offer(capabilities: int) -> bool:
+    """Whether an agent declaring ``capabilities`` takes an offered heartbeat interval."""
+    return capabilities & HEARTBEAT_CAPS == HEARTBEAT_CAPS
+
+
+def offered_heartbeat(item: Received) -> int | None:
+    """The heartbeat interval the reply to ``item`` offered, if it offered one."""
+    sent = item.sent
+    if sent is None or not sent.HasField("connection_settings"):
+        return None
+    return int(sent.connection_settings.opamp.heartbeat_interval_seconds) or None
+
+
+def poll_gaps(seen: Sequence[Received]) -> list[float]:
+    """The agent's poll (or heartbeat) periods as seen: the time from a reply that asked
+    for nothing at once to the next message on the same connection."""
+    gaps: list[float] = []
+    for before, after in itertools.pairwise(seen):
+        if before.reply.kind not in _WAITING or before.sent is None:
+            continue
+        if after.transport != before.transport or after.connection != before.connection:
+            continue
+        gaps.append(after.at - before.at)
+    return gaps

@@ -166,7 +166,8 @@ class RequirementResult:
             return ""
         if self.unreported is not None:
             return self.unreported[1]
-        return next((f.remedy for f in self.findings if f.verdict is self.verdict and f.remedy), "")
+        found = (f.remedy for f in self.findings if f.verdict is self.verdict and f.remedy)
+        return next(found, UNCLASSIFIED_REMEDY)
 
     def to_json(self) -> dict[str, Any]:
         req = self.requirement

@@ -4,7 +4,8 @@ Each scenario launches one agent through ``--agent-cmd`` against a fresh
 mock Fleet server whose replies follow a fault plan, timestamps every
 request, and probes the agent's ``/liveness``. Timing is judged with the
 bounds of ``conformance/model/agent_timing.py``; every wait is bounded by
-``--agent-window`` and ``--agent-start-timeout``.
+``--agent-window`` and ``--agent-start-timeout``; a rule the agent's backoff
+did not let the window judge is *not judged*, with the window it needs.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 from hypothesis import strategies as st
@@ -32,8 +33,12 @@ from conformance.model.agent_timing import (
     intervals,
     liveness_matches,
     not_growing,
+    retry_waits,
     same_schedule,
+    window_needed,
+    window_remedy,
 )
+from conformance.outcomes import not_judged
 from conformance.profiles import active
 from conformance.properties import conformance_property
 from conformance.verdicts import Violation
@@ -79,10 +84,27 @@ def observe_until(sc: Scenario, endpoint: str, count: int, stop_early: bool = Tr
     return sc.times(endpoint)
 
 
-NOT_JUDGED = (
-    "not judged: the agent did not reach {what} within --agent-window ({window:g} s);"
-    " its check-in backoff needs a longer window (the full or nightly profile)"
-)
+def not_reached(setup: AgentSetup, what: str, need: float) -> NoReturn:
+    """*Not judged*: the agent did not reach ``what`` within the window; ``need`` is the
+    window its backoff bounds call for (doubled when the window already had that much)."""
+    if need <= setup.window:
+        need = 2 * setup.window
+    not_judged(
+        f"the agent did not reach {what} within --agent-window ({setup.window:g} s); with"
+        f" its backoff from the floor {setup.timing.floor:g} s to the cap"
+        f" {setup.timing.cap:g} s that takes up to about {need:.0f} s",
+        window_remedy(need),
+    )
+
+
+def exited(sc: Scenario, what: str) -> None:
+    """*Not judged* when the agent exited before it could ``what``."""
+    if not sc.agent.running():
+        not_judged(
+            f"the agent exited (status {sc.agent.proc.returncode}) before it could {what}",
+            "keep the agent running through the scenario (see its output; check"
+            " --agent-cmd and --agent-env)",
+        )
 
 
 #: The tests below are in the order of how soon each reaches a verdict, so that a
@@ -116,6 +138,13 @@ def test_permanent_401_enrolment_is_not_retried_in_a_tight_loop(agent_setup: Age
                 f" (3 x floor {timing.floor:g} s or half the cap {timing.cap:g} s, less tolerance)",
                 sc.transcript(),
             )
+        # Too few retries to judge growth: fine if the agent stopped retrying (the rule
+        # allows it), not judged if it may still be backing off.
+        silent = time.monotonic() - times[-1] if times else 0.0
+        if len(gaps) < GROWTH_INTERVALS and silent <= timing.at_most(timing.longest):
+            exited(sc, f"retry its enrolment {GROWTH_INTERVALS} times")
+            need = window_needed(timing, waits=retry_waits(timing, GROWTH_INTERVALS))
+            not_reached(sc.setup, f"{GROWTH_INTERVALS + 1} enrolment attempts", need)
 
 
 #: Consecutive 401 check-ins observed before the rule is considered judged; Elastic
@@ -130,13 +159,14 @@ def test_checkin_401_is_never_reported_healthy(
     settle = agent_setup.settle
     with running_agent(agent_setup, monitoring=True, checkin=[OK], checkin_then=UNAUTHORIZED) as sc:
         deadline = sc.started + agent_setup.window
-        judged_after = 0
+        judged_after = probed = 0
         while time.monotonic() < deadline and sc.agent.running():
             refused = [a for a in sc.mock.arrivals("checkin") if a.fault == UNAUTHORIZED]
             # Repeated 401s: judged from the second one on (a failure reaches Elastic
             # Agent's state only after the backoff that follows it).
             if len(refused) >= 2 and time.monotonic() - refused[1].at >= settle:
                 status = sc.probe("degraded")
+                probed += 1
                 if status == 200:
                     raise Violation(
                         "FLEET-AGT-CHECKIN-401",
@@ -150,8 +180,14 @@ def test_checkin_401_is_never_reported_healthy(
                     judged_after += 1
             time.sleep(max(0.05, settle / 2))
         refused = [a for a in sc.mock.arrivals("checkin") if a.fault == UNAUTHORIZED]
-        if len(refused) < 2:
-            pytest.skip(NOT_JUDGED.format(what="a second 401 check-in", window=agent_setup.window))
+        if len(refused) < 2 or not probed:
+            # No probe after the second 401 had settled: nothing was judged.
+            exited(sc, "check in twice more")
+            timing = agent_setup.timing
+            need = window_needed(
+                timing, waits=(agent_setup.checkin_hold, *retry_waits(timing, 2), settle)
+            )
+            not_reached(agent_setup, "a second 401 check-in and the settle time after it", need)
         observe(
             f"judged over {len(refused)} consecutive 401 check-ins (fewer than"
             f" {CHECKIN_401_COUNT}: Elastic Agent changes course after the 7th; a longer"
@@ -170,9 +206,15 @@ def test_retries_are_jittered(agent_setup: AgentSetup) -> None:
         seen = [observe_until(sc, "enroll", JITTER_INTERVALS + 1, False) for sc in (a, b)]
     gaps_a, gaps_b = (intervals(t)[:JITTER_INTERVALS] for t in seen)
     if min(len(gaps_a), len(gaps_b)) < JITTER_INTERVALS:
-        pytest.skip(
-            f"jitter needs {JITTER_INTERVALS} retries from each agent within --agent-window"
-            f" ({agent_setup.window:g} s); seen {len(gaps_a)} and {len(gaps_b)}"
+        for sc in (a, b):
+            exited(sc, f"retry its enrolment {JITTER_INTERVALS} times")
+        timing = agent_setup.timing
+        need = window_needed(timing, waits=retry_waits(timing, JITTER_INTERVALS))
+        not_reached(
+            agent_setup,
+            f"{JITTER_INTERVALS} enrolment retries from each of two agents (seen"
+            f" {len(gaps_a)} and {len(gaps_b)})",
+            need,
         )
     if same_schedule(gaps_a, gaps_b):
         raise Violation(
@@ -256,22 +298,34 @@ def test_liveness_follows_the_fleet_connection(agent_setup: AgentSetup) -> None:
         phases = [(c, condition_fault(c, failing)) for c in order]
         with running_agent(agent_setup, monitoring=True) as sc:
             if not settle_on(sc, OK):
-                pytest.skip(NOT_JUDGED.format(what="a first check-in", window=agent_setup.window))
+                exited(sc, "check in")
+                not_reached(agent_setup, "a first check-in", liveness_window(agent_setup))
             baseline = {f: sc.probe(f) for f in ("heartbeat", "failed", "degraded")}
             if any(code != 200 for code in baseline.values()):
                 # Liveness also fails for unhealthy components, which the mock cannot
                 # control: nothing to learn about the Fleet connection here.
-                pytest.skip(
-                    f"inconclusive: /liveness was not 200 before any Fleet fault ({baseline})"
+                not_judged(
+                    f"/liveness was not 200 before any Fleet fault ({baseline}): the agent's"
+                    " own components are unhealthy, so the Fleet connection's effect cannot"
+                    " be seen",
+                    "start the agent so that its components are healthy with a working Fleet"
+                    " server (check --agent-cmd and --agent-env, and the agent's output)",
                 )
             for condition, fault in phases:
                 if not settle_on(sc, fault):
-                    pytest.skip(
-                        NOT_JUDGED.format(what=f"check-ins {condition}", window=agent_setup.window)
-                    )
+                    exited(sc, f"meet check-ins {condition}")
+                    not_reached(agent_setup, f"check-ins {condition}", liveness_window(agent_setup))
                 check_liveness(sc, condition)
 
     run()
+
+
+def liveness_window(setup: AgentSetup) -> float:
+    """The window a liveness plan needs: per phase, up to two failing check-ins (each
+    after a backoff), the long poll and the settle time."""
+    timing = setup.timing
+    per_phase = 2 * timing.at_most(timing.longest) + setup.checkin_hold + setup.settle
+    return window_needed(timing, waits=(setup.checkin_hold,)) + (len(FLEET_STATE) + 1) * per_phase
 
 
 def transient_faults(timing: Timing) -> st.SearchStrategy[Fault]:
@@ -320,7 +374,16 @@ def test_transient_enrolment_failures_back_off(agent_setup: AgentSetup) -> None:
     @conformance_property(max_examples=active().agent_examples, plan=plans)
     def run(plan: list[Fault]) -> None:
         with running_agent(agent_setup, enroll=plan) as sc:
-            observe_until(sc, "enroll", len(plan) + 1, stop_early=False)
+            times = observe_until(sc, "enroll", len(plan) + 1, stop_early=False)
             judge_transient(sc, plan)
+            if len(times) < 2:
+                # Not one retry after the first failure: nothing was judged.
+                exited(sc, "retry its enrolment")
+                timing = agent_setup.timing
+                asked = max((float(f.retry_after or 0) for f in plan), default=0.0)
+                need = window_needed(
+                    timing, waits=(max(timing.longest, asked), agent_setup.hang_limit)
+                )
+                not_reached(agent_setup, "a retry after a failed enrolment", need)
 
     run()

@@ -4,8 +4,12 @@ Each scenario launches one agent through ``--agent-cmd`` (with
 ``--agent-protocol`` opamp or both) against a fresh mock OpAMP server whose
 replies follow a generated plan, and judges every message it receives with
 ``conformance/model/opamp_agent.py``. Waits are bounded by ``--agent-window``
-and ``--agent-start-timeout``; a rule the agent never gave a chance to judge
-is a skip with the reason, not a pass.
+and ``--agent-start-timeout``, and sized to the agent's own clock
+(``conformance/agent/pacing.py``): an agent that takes a heartbeat offer is
+offered a 1 s interval, replies ask for full state where a rule allows it so
+that the agent sends at once, and a rule whose scenario cannot fit the window
+is *not judged* with the window it needs; a rule for the other transport is
+*not applicable*, with what the agent did as the evidence.
 """
 
 from __future__ import annotations
@@ -14,25 +18,40 @@ import math
 import signal
 import time
 from collections.abc import Callable
-from typing import NoReturn
 
 import pytest
 from hypothesis import strategies as st
 
 from conformance.agent.opamp_scenario import OpAMPScenario, running_opamp_agent
+from conformance.agent.pacing import (
+    OFFER,
+    check_transport,
+    clock_of,
+    first_retry,
+    learn,
+    require_transport,
+    side_by_side,
+    upfront,
+    wait_sized,
+)
 from conformance.agent.scenario import AgentSetup
 from conformance.model.agent_timing import (
     GROWTH_INTERVALS,
     JITTER_INTERVALS,
+    START_ALLOWANCE,
     fmt,
     intervals,
     not_growing_from_first,
+    retry_waits,
     same_schedule,
+    window_needed,
+    window_remedy,
 )
 from conformance.model.opamp_agent import (
     ACK,
     Received,
     Reply,
+    bare,
     check_capabilities,
     check_content_type,
     check_first_full,
@@ -45,8 +64,10 @@ from conformance.model.opamp_agent import (
     check_uid_header,
     quick_resends,
     repeats,
+    takes_heartbeat_offer,
     unanswered,
 )
+from conformance.outcomes import not_applicable, not_judged
 from conformance.profiles import active
 from conformance.properties import conformance_property
 from conformance.verdicts import Findings, Violation
@@ -55,8 +76,6 @@ from conformance.wire import AgentCap
 FULL = Reply("full")
 NEW_UID = Reply("new-uid")
 FAILED = Reply("500")
-#: Offered to WebSocket agents on connecting, so that an idle connection keeps talking.
-WS_HEARTBEAT = 1
 #: The heartbeat interval AGT-HEARTBEAT offers, in seconds.
 OFFERED_HEARTBEAT = 2
 #: A message sent sooner than this after a plain ack counts as a resend in a loop ...
@@ -67,22 +86,19 @@ LOOP_RUN = 10
 LOOP_WATCH = 2.0
 #: How long a stopped agent has to say goodbye and exit.
 STOP_GRACE = 10.0
-
-#: The transport each agent under test was seen to use ("http" or "ws"), by setup.
-_TRANSPORTS: dict[int, str] = {}
-
-
-def _remember(setup: AgentSetup, sc: OpAMPScenario) -> str:
-    seen = sc.messages()
-    if seen:
-        _TRANSPORTS[id(setup)] = seen[0].transport
-    elif sc.mock.attempts():
-        _TRANSPORTS[id(setup)] = "ws"
-    return _TRANSPORTS.get(id(setup), "http")
+#: How long AGT-ROBUST watches an agent after an odd reply when the rest cannot fit.
+ROBUST_GRACE = 1.0
+#: Remedy for an agent that exited before its scenario could judge the rule.
+KEEP_RUNNING = "keep the agent running through the scenario (see its output; check --agent-cmd)"
 
 
-def _not_judged(what: str, setup: AgentSetup) -> NoReturn:
-    pytest.skip(f"not judged: the agent did not {what} within --agent-window ({setup.window:g} s)")
+def _exited(sc: OpAMPScenario, what: str) -> None:
+    """*Not judged* when the agent exited before it could ``what``."""
+    if not sc.agent.running():
+        not_judged(
+            f"the agent exited (status {sc.agent.proc.returncode}) before it could {what}",
+            KEEP_RUNNING,
+        )
 
 
 @st.composite
@@ -101,16 +117,34 @@ def conversation_plans(draw: st.DrawFn) -> list[Reply]:
 def test_messages_follow_the_model(opamp_agent_setup: AgentSetup) -> None:
     """Every message of a generated conversation is judged by the per-message rules."""
     setup = opamp_agent_setup
+    timing = setup.timing
 
     @conformance_property(max_examples=active().agent_examples, plan=conversation_plans())
     def run(plan: list[Reply]) -> None:
-        with running_opamp_agent(setup, replies=plan, ws_heartbeat=WS_HEARTBEAT) as sc:
-            seen = sc.wait(len(plan) + 1)
-            _remember(setup, sc)
+        with running_opamp_agent(setup, replies=plan, heartbeat=OFFER) as sc:
+            # Each reply but a ReportFullState flag leaves the agent to its poll period.
+            polls = sum(1 for r in plan[:-1] if r != FULL)
+            seen, short = wait_sized(
+                setup, sc, len(plan), polls=polls, what="answer every reply of the plan"
+            )
+            if short is None and len(seen) == len(plan):
+                # The retry after the failure, when the agent's retry wait fits the window.
+                retry = first_retry(setup) or 2 * timing.floor
+                if seen[-1].at + timing.at_most(retry) <= sc.deadline:
+                    seen = sc.wait(len(plan) + 1, until=seen[-1].at + timing.at_most(retry))
+            learn(setup, sc)
             judge_messages(sc, seen)
             left = unanswered(seen, frozenset({"full", "new-uid"}))
             if left:
-                _not_judged(f"send a message after the replies {', '.join(left)}", setup)
+                if short is not None:
+                    short.raise_()
+                _exited(sc, f"send a message after the replies {', '.join(left)}")
+                need = setup.window + timing.at_most(setup.window)
+                not_judged(
+                    f"the agent sent no message after the replies {', '.join(left)} within"
+                    f" --agent-window ({setup.window:g} s)",
+                    window_remedy(need),
+                )
 
     run()
 
@@ -134,13 +168,17 @@ def judge_messages(sc: OpAMPScenario, seen: list[Received]) -> None:
 
 @pytest.mark.requirement("AGT-CT", "AGT-UID-HEADER", "AGT-ONE-INFLIGHT")
 def test_http_requests_are_well_formed(opamp_agent_setup: AgentSetup) -> None:
-    """Plain-HTTP headers, and one request at a time while replies are slow (held 0.3 s)."""
+    """Plain-HTTP headers, and one request at a time while replies are slow (held 0.3 s):
+    the first reply asks for full state, so the second request follows it at once."""
     setup = opamp_agent_setup
-    plan = [ACK, FULL, ACK, ACK]
-    with running_opamp_agent(setup, replies=plan, hold=0.3, ws_heartbeat=WS_HEARTBEAT) as sc:
-        seen = sc.wait(len(plan) + 1)
-        if _remember(setup, sc) != "http":
-            pytest.skip("not applicable: the agent speaks WebSocket, not plain HTTP")
+    require_transport(setup, "http", "AGT-CT, AGT-UID-HEADER and AGT-ONE-INFLIGHT")
+    plan = [FULL, ACK, ACK, ACK]
+    with running_opamp_agent(setup, replies=plan, hold=0.3, heartbeat=OFFER) as sc:
+        check_transport(setup, sc, "http", "AGT-CT, AGT-UID-HEADER and AGT-ONE-INFLIGHT")
+        seen, short = wait_sized(
+            setup, sc, len(plan) + 1, polls=len(plan) - 1, what="send five requests"
+        )
+        learn(setup, sc)
     findings = Findings()
     for req_id, check in (
         ("AGT-CT", check_content_type),
@@ -151,15 +189,26 @@ def test_http_requests_are_well_formed(opamp_agent_setup: AgentSetup) -> None:
         if problem is not None:
             findings.add(req_id, problem, sc.transcript())
     findings.raise_if_any()
+    # Two requests (the second sent on the flag, at once) judge all three rules.
+    if len(seen) < 2:
+        if short is not None:
+            short.raise_()
+        _exited(sc, "send a second request")
+        not_judged(
+            "the agent sent one request only, though the reply asked for full state",
+            window_remedy(2 * setup.window),
+        )
 
 
 @pytest.mark.requirement("AGT-NO-LOOP")
 def test_plain_ack_does_not_make_the_agent_loop(opamp_agent_setup: AgentSetup) -> None:
     setup = opamp_agent_setup
+    upfront(setup, "AGT-NO-LOOP", f"{LOOP_WATCH:g} s after the first ack", 1 + LOOP_WATCH)
     with running_opamp_agent(setup) as sc:
+        first = sc.wait(1)
         until = time.monotonic() + LOOP_WATCH
         seen = sc.wait(5 * LOOP_RUN, until=until)
-        _remember(setup, sc)
+        learn(setup, sc)
         run = quick_resends(seen, LOOP_GAP)
         if run >= LOOP_RUN:
             span = seen[-1].at - seen[0].at
@@ -169,34 +218,56 @@ def test_plain_ack_does_not_make_the_agent_loop(opamp_agent_setup: AgentSetup) -
                 f" row came less than {LOOP_GAP:g} s after the ack",
                 sc.transcript(),
             )
+        acked = [r for r in first if r.reply == ACK and r.sent is not None]
+        if not acked:
+            _exited(sc, "send a message to acknowledge")
+            not_judged(
+                "no message of the agent was answered with a plain ack within --agent-window",
+                window_remedy(2 * setup.window),
+            )
 
 
 @pytest.mark.requirement("AGT-HEARTBEAT")
 def test_offered_heartbeat_interval_is_used(opamp_agent_setup: AgentSetup) -> None:
     setup = opamp_agent_setup
     every = OFFERED_HEARTBEAT
+    # The message right after the offer may have been scheduled before it: the
+    # intervals are judged from that one on.
+    latest = 1.5 * every + 0.5
+    want = 4
+    clock = clock_of(setup)
+    if clock.capabilities is not None and not takes_heartbeat_offer(clock.capabilities):
+        _not_offered(clock.capabilities, clock.contact)
     with running_opamp_agent(setup, replies=[Reply("heartbeat", every)]) as sc:
         first = sc.wait(1)
-        _remember(setup, sc)
+        learn(setup, sc)
         if not first or first[0].message is None:
-            _not_judged("send a decodable first message", setup)
-        wanted = AgentCap.REPORTS_HEARTBEAT | AgentCap.ACCEPTS_OPAMP_CONNECTION_SETTINGS
-        if first[0].message.capabilities & wanted != wanted:
-            pytest.skip(
-                "not applicable: the interval is offered in OpAMP connection settings, to an"
-                " agent declaring ReportsHeartbeat and AcceptsOpAMPConnectionSettings"
-                f" (this one: {first[0].message.capabilities:#x})"
+            _exited(sc, "send a decodable first message")
+            not_judged(
+                "the agent sent no decodable first message within --agent-window"
+                f" ({setup.window:g} s)",
+                window_remedy(2 * setup.window),
             )
-        # The message right after the offer may have been scheduled before it: the
-        # intervals are judged from that one on.
-        latest = 1.5 * every + 0.5
-        want = 4
+        if not takes_heartbeat_offer(first[0].message.capabilities):
+            _not_offered(first[0].message.capabilities, sc.first_contact())
+        # Whether the rule applies is known from the first message: only then the window.
+        upfront(
+            setup,
+            "AGT-HEARTBEAT",
+            f"{want} messages at most {latest:g} s apart",
+            START_ALLOWANCE + latest * want,
+        )
         seen = sc.wait(want, until=first[0].at + latest * want)
         gaps = intervals([r.at for r in seen[1:]])
         if len(seen) < want:
             silence = time.monotonic() - seen[-1].at
-            if not sc.agent.running() or silence < latest:
-                _not_judged(f"send {want} messages", setup)
+            _exited(sc, f"send {want} messages")
+            if silence < latest:
+                not_judged(
+                    f"the window ended {silence:.1f} s after the agent's last message, before"
+                    f" {want} messages at the offered interval",
+                    window_remedy(START_ALLOWANCE + 2 * latest * want),
+                )
             raise Violation(
                 "AGT-HEARTBEAT",
                 f"offered heartbeat_interval_seconds={every}; no message for {silence:.1f} s"
@@ -214,24 +285,38 @@ def test_offered_heartbeat_interval_is_used(opamp_agent_setup: AgentSetup) -> No
             )
 
 
+def _not_offered(capabilities: int, contact: str) -> None:
+    not_applicable(
+        "the interval is offered in OpAMP connection settings, to an agent declaring"
+        " ReportsHeartbeat and AcceptsOpAMPConnectionSettings",
+        f"{contact}; its capabilities are {capabilities:#x}"
+        f" (ReportsHeartbeat {AgentCap.REPORTS_HEARTBEAT:#x} and"
+        f" AcceptsOpAMPConnectionSettings {AgentCap.ACCEPTS_OPAMP_CONNECTION_SETTINGS:#x}"
+        " not both set)",
+    )
+
+
 def _stop_and_judge(setup: AgentSetup, signum: signal.Signals, req_id: str, wanted: str) -> None:
-    known = _TRANSPORTS.get(id(setup))
-    if known is not None and known != wanted:
-        pytest.skip(f"not applicable: the agent speaks {known}, this rule is for {wanted}")
-    with running_opamp_agent(setup, ws_heartbeat=WS_HEARTBEAT) as sc:
-        seen = sc.wait(2)
-        transport = _remember(setup, sc)
-        if transport != wanted:
-            pytest.skip(f"not applicable: the agent speaks {transport}, this rule is for {wanted}")
+    require_transport(setup, wanted, req_id)
+    # The flag makes the agent send its second message at once.
+    with running_opamp_agent(setup, replies=[FULL], heartbeat=OFFER) as sc:
+        check_transport(setup, sc, wanted, req_id)
+        seen, short = wait_sized(setup, sc, 2, polls=0, what="send two messages")
         if len(seen) < 2:
-            _not_judged("send two messages", setup)
+            _exited(sc, "send two messages")
+            if short is not None:
+                short.raise_()
         exited = sc.stop_with(signum, STOP_GRACE)
         time.sleep(0.1)  # the last bytes may still be in the mock's hands
         seen = sc.messages()
         last = seen[-1].message
         if last is None or not last.HasField("agent_disconnect"):
             if not exited:
-                _not_judged(f"exit within {STOP_GRACE:g} s of {signum.name}", setup)
+                not_judged(
+                    f"the agent did not exit within {STOP_GRACE:g} s of {signum.name}",
+                    f"make the agent exit on {signum.name} (check --agent-cmd: a wrapper"
+                    " script must pass the signal on)",
+                )
             raise Violation(
                 req_id,
                 f"after {signum.name} the agent exited; its last message"
@@ -272,29 +357,45 @@ def _failing_replies(sc: OpAMPScenario, seen: list[Received]) -> list[Received]:
     return [r for r in seen if r.reply.kind in ("429", "503")]
 
 
-def throttling(setup: AgentSetup) -> st.SearchStrategy[Reply]:
-    """Throttling replies asking for twice the floor (whole seconds, as HTTP sends them),
-    so that an agent retrying on its own backoff is seen not to wait for it."""
-    seconds = max(1, math.ceil(2 * setup.timing.floor))
-    return st.builds(Reply, st.sampled_from(["429", "503"]), st.just(seconds))
+def throttle_seconds(setup: AgentSetup) -> int:
+    """What the throttling replies ask for: twice the floor (whole seconds, as HTTP sends
+    them), so that an agent retrying on its own backoff is seen not to wait for it."""
+    return max(1, math.ceil(2 * setup.timing.floor))
 
 
 @pytest.mark.requirement("AGT-RETRY-AFTER")
 def test_retry_after_is_honoured(opamp_agent_setup: AgentSetup) -> None:
+    """Both throttling replies (429 and 503 with Retry-After; over WebSocket UNAVAILABLE
+    with retry_info), each to its own agent, side by side."""
     setup = opamp_agent_setup
     timing = setup.timing
+    asked = throttle_seconds(setup)
+    upfront(
+        setup,
+        "AGT-RETRY-AFTER",
+        f"a retry after a throttling reply asking for {asked} s",
+        window_needed(timing, waits=(asked,)),
+    )
 
-    @conformance_property(max_examples=active().agent_examples, throttle=throttling(setup))
-    def run(throttle: Reply) -> None:
-        with running_opamp_agent(setup, replies=[ACK, throttle], ws_heartbeat=WS_HEARTBEAT) as sc:
-            seen = sc.wait(2)
-            _remember(setup, sc)
+    def one(throttle: Reply) -> None:
+        # The flag makes the agent send the message the throttling reply answers at once.
+        with running_opamp_agent(setup, replies=[FULL, throttle], heartbeat=OFFER) as sc:
+            seen, short = wait_sized(
+                setup, sc, 2, polls=0, waits=(asked,), what="meet the throttling reply"
+            )
             if len(seen) < 2:
-                _not_judged("send a second message", setup)
-            asked = float(throttle.seconds or 0)
+                _exited(sc, "send a second message")
+                if short is not None:
+                    short.raise_()
             came = _next_attempt(sc, seen[1].at, seen[1].at + timing.at_most(asked) + 10)
+            learn(setup, sc)
             if came is None:
-                _not_judged("try again after the throttling reply", setup)
+                _exited(sc, "try again after the throttling reply")
+                not_judged(
+                    f"the agent did not try again within --agent-window ({setup.window:g} s)"
+                    f" of a reply asking it to come back in {asked} s",
+                    window_remedy(2 * setup.window),
+                )
             waited = came - seen[1].at
             if waited < timing.at_least(asked):
                 raise Violation(
@@ -304,7 +405,10 @@ def test_retry_after_is_honoured(opamp_agent_setup: AgentSetup) -> None:
                     sc.transcript(),
                 )
 
-    run()
+    bound = 2 * (setup.start_timeout + setup.window) + STOP_GRACE
+    side_by_side(
+        [lambda: one(Reply("429", asked)), lambda: one(Reply("503", asked))], timeout=bound
+    )
 
 
 #: Throttling without a hint (no Retry-After, no retry_info): the agent's own backoff.
@@ -315,13 +419,21 @@ FAILURES = st.lists(st.builds(Reply, st.sampled_from(["429", "503"])), min_size=
 def test_failed_exchanges_are_retried_after_the_floor(opamp_agent_setup: AgentSetup) -> None:
     setup = opamp_agent_setup
     timing = setup.timing
+    upfront(
+        setup,
+        "AGT-RETRY-MIN",
+        f"a retry after a failed exchange: the first retry of a backoff from the floor"
+        f" {timing.floor:g} s may wait up to twice that",
+        window_needed(timing, waits=retry_waits(timing, 1, first_retry(setup))),
+    )
 
     @conformance_property(max_examples=active().agent_examples, failures=FAILURES)
     def run(failures: list[Reply]) -> None:
-        plan = [ACK, *failures]
-        with running_opamp_agent(setup, replies=plan, ws_heartbeat=WS_HEARTBEAT) as sc:
-            seen = sc.wait(len(plan) + 1)
-            _remember(setup, sc)
+        plan = [FULL, *failures]
+        with running_opamp_agent(setup, replies=plan, heartbeat=OFFER) as sc:
+            waits = tuple(retry_waits(timing, len(failures), first_retry(setup)))
+            need = window_needed(timing, waits=waits)
+            seen = sc.wait(len(plan) + 1, until=sc.started + need)
             judged = 0
             for failed in _failing_replies(sc, seen):
                 came = _next_attempt(sc, failed.at, failed.at + timing.at_most(timing.longest))
@@ -336,8 +448,14 @@ def test_failed_exchanges_are_retried_after_the_floor(opamp_agent_setup: AgentSe
                         " (--backoff-floor)",
                         sc.transcript(),
                     )
+            learn(setup, sc)
             if not judged:
-                _not_judged("retry after a failed exchange", setup)
+                _exited(sc, "retry after a failed exchange")
+                not_judged(
+                    f"the agent did not retry a failed exchange within --agent-window"
+                    f" ({setup.window:g} s)",
+                    window_remedy(max(need, setup.window) + timing.at_most(timing.longest)),
+                )
 
     run()
 
@@ -351,6 +469,14 @@ def test_repeated_failures_back_off_with_jitter(opamp_agent_setup: AgentSetup) -
     """Two agents fail the same way at once: their retries must grow, stay capped, and differ."""
     setup = opamp_agent_setup
     timing = setup.timing
+    need = window_needed(timing, waits=retry_waits(timing, BACKOFF_FAILURES, first_retry(setup)))
+    upfront(
+        setup,
+        "AGT-BACKOFF",
+        f"{BACKOFF_FAILURES} retries in a row, backing off from the floor {timing.floor:g} s"
+        f" to the cap {timing.cap:g} s",
+        need,
+    )
     replies = [Reply("503")] * BACKOFF_FAILURES
     refuse = [503] * BACKOFF_FAILURES
     with (
@@ -358,7 +484,7 @@ def test_repeated_failures_back_off_with_jitter(opamp_agent_setup: AgentSetup) -
         running_opamp_agent(setup, replies=replies, refuse=refuse) as b,
     ):
         seen = [sc.wait_events(BACKOFF_FAILURES + 1) for sc in (a, b)]
-        _remember(setup, a)
+        learn(setup, a)
     for sc, times in zip((a, b), seen, strict=True):
         gaps = intervals(times)[:BACKOFF_FAILURES]
         if not_growing_from_first(gaps, timing):
@@ -378,7 +504,13 @@ def test_repeated_failures_back_off_with_jitter(opamp_agent_setup: AgentSetup) -
             )
     gaps_a, gaps_b = (intervals(t) for t in seen)
     if min(len(gaps_a), len(gaps_b)) < JITTER_INTERVALS:
-        _not_judged(f"retry {JITTER_INTERVALS} times", setup)
+        for sc in (a, b):
+            _exited(sc, f"retry {JITTER_INTERVALS} times")
+        not_judged(
+            f"the agents retried {len(gaps_a)} and {len(gaps_b)} times within --agent-window"
+            f" ({setup.window:g} s); jitter needs {JITTER_INTERVALS}",
+            window_remedy(max(need, 2 * setup.window)),
+        )
     if same_schedule(gaps_a, gaps_b):
         raise Violation(
             "AGT-BACKOFF",
@@ -390,22 +522,38 @@ def test_repeated_failures_back_off_with_jitter(opamp_agent_setup: AgentSetup) -
 
 @pytest.mark.requirement("AGT-BADREQ")
 def test_bad_request_is_not_sent_again(opamp_agent_setup: AgentSetup) -> None:
+    """The flag makes the agent send its full status at once; that message is answered
+    BAD_REQUEST; the one after it must not be the same again."""
     setup = opamp_agent_setup
-    with running_opamp_agent(
-        setup, replies=[Reply("bad-request")], ws_heartbeat=WS_HEARTBEAT
-    ) as sc:
-        seen = sc.wait(2)
-        _remember(setup, sc)
-        if len(seen) < 2:
-            _not_judged("send a second message", setup)
-        rejected, after = seen[0].message, seen[1].message
-        if rejected is not None and after is not None and repeats(rejected, after):
-            raise Violation(
-                "AGT-BADREQ",
-                f"seq {rejected.sequence_num} was answered BAD_REQUEST; seq"
-                f" {after.sequence_num} sends the same message again",
-                sc.transcript(),
-            )
+    plan = [FULL, Reply("bad-request")]
+    with running_opamp_agent(setup, replies=plan, heartbeat=OFFER) as sc:
+        seen, short = wait_sized(
+            setup, sc, 3, polls=1, what="send a message after the BAD_REQUEST reply"
+        )
+        learn(setup, sc)
+        if len(seen) >= 3:
+            if bare(seen[1]):
+                # A poll with nothing in it is sent again every period: a resend of it
+                # cannot be told from the next poll.
+                not_judged(
+                    "the message answered BAD_REQUEST had nothing to report (the agent did"
+                    " not send its full status on the ReportFullState flag), so a resend"
+                    " could not be told from its next poll",
+                    "make the agent answer ReportFullState with its full status"
+                    " (AGT-FULL-ON-FLAG), then run again",
+                )
+            rejected, after = seen[1].message, seen[2].message
+            if rejected is not None and after is not None and repeats(rejected, after):
+                raise Violation(
+                    "AGT-BADREQ",
+                    f"seq {rejected.sequence_num} was answered BAD_REQUEST; seq"
+                    f" {after.sequence_num} sends the same message again",
+                    sc.transcript(),
+                )
+            return
+        _exited(sc, "send a message after the BAD_REQUEST reply")
+        if short is not None:
+            short.raise_()
 
 
 #: Odd replies an agent may take in its stride, then those it may treat as a failed
@@ -419,15 +567,29 @@ ODD_ORDERS = st.tuples(st.permutations(ODD_ACCEPTABLE), st.permutations(ODD_FAIL
 
 @pytest.mark.requirement("AGT-ROBUST")
 def test_odd_replies_do_not_stop_the_agent(opamp_agent_setup: AgentSetup) -> None:
+    """The acceptable replies first (each followed by a poll), then the failing ones (each
+    perhaps by a retry). When the retries cannot fit the window, the agent is still
+    watched through the acceptable replies and the first failing one, then *not judged*."""
     setup = opamp_agent_setup
     timing = setup.timing
 
     @conformance_property(max_examples=active().agent_examples, order=ODD_ORDERS)
     def run(order: list[str]) -> None:
         plan = [ACK, *(Reply(kind) for kind in order)]
-        with running_opamp_agent(setup, replies=plan, ws_heartbeat=WS_HEARTBEAT) as sc:
-            seen = sc.wait(len(plan) + 1)
-            _remember(setup, sc)
+        polls = 1 + len(ODD_ACCEPTABLE)
+        waits = tuple(retry_waits(timing, len(ODD_FAILING), first_retry(setup)))
+        with running_opamp_agent(setup, replies=plan, heartbeat=OFFER) as sc:
+            seen, short = wait_sized(
+                setup, sc, len(plan) + 1, polls=polls, waits=waits, what="meet every odd reply"
+            )
+            if short is not None:
+                # Not all of it fits: watch the agent meet the acceptable replies and the
+                # first failing one, judge that, and say what the rest needs.
+                seen = sc.wait(polls + 1)
+                if len(seen) >= polls + 1:
+                    sc.wait(len(plan) + 1, until=time.monotonic() + ROBUST_GRACE)
+                seen = sc.messages()
+            learn(setup, sc)
             if not sc.agent.running():
                 last = seen[-1] if seen else None
                 raise Violation(
@@ -435,6 +597,14 @@ def test_odd_replies_do_not_stop_the_agent(opamp_agent_setup: AgentSetup) -> Non
                     f"the agent exited (status {sc.agent.proc.returncode}) after the reply"
                     f" {last.reply if last else '(none)'}",
                     sc.transcript(),
+                )
+            if short is not None:
+                not_judged(
+                    f"the agent met {len(seen)} of the {len(plan)} replies and kept running;"
+                    f" the rest needs about {short.need:.0f} s from the launch (retries"
+                    f" after failing replies, from the floor {timing.floor:g} s);"
+                    f" --agent-window is {setup.window:g} s",
+                    short.remedy,
                 )
             if len(seen) < len(plan) + 1:
                 bound = seen[-1].at + timing.at_most(timing.longest) + 5
@@ -447,6 +617,10 @@ def test_odd_replies_do_not_stop_the_agent(opamp_agent_setup: AgentSetup) -> Non
                         sc.transcript(),
                     )
                 if came is None:
-                    _not_judged("talk again after the odd replies", setup)
+                    not_judged(
+                        f"the agent did not talk again within --agent-window"
+                        f" ({setup.window:g} s) after the odd reply {seen[-1].reply}",
+                        window_remedy(setup.window + timing.at_most(timing.longest)),
+                    )
 
     run()
