@@ -81,11 +81,19 @@ class Certification:
 
 
 def certify(
-    requirements: list[dict[str, Any]], strict: bool, *, interrupted: bool = False
+    requirements: list[dict[str, Any]],
+    strict: bool,
+    *,
+    interrupted: bool = False,
+    harness_errors: list[str] | None = None,
 ) -> Certification:
-    """Apply :data:`RULE` to the ``requirements`` entries (in scope) of a report."""
+    """Apply :data:`RULE` to the ``requirements`` entries (in scope) of a report.
+
+    ``harness_errors`` are errors no requirement carries (a crashed xdist worker's
+    test, a collection error): each blocks, since what it would have judged is unknown.
+    """
     counted = {"MUST", "SHOULD"} if strict else {"MUST"}
-    blockers: list[str] = []
+    blockers: list[str] = [f"harness error: {e}" for e in harness_errors or []]
     missing: list[Missing] = []
     not_applicable: list[tuple[str, str]] = []
     for req in requirements:

@@ -28,7 +28,12 @@ def report_schema() -> dict[str, Any]:
 
 def certification_of(results: Results, strict: bool, interrupted: bool) -> Certification:
     """The certification verdict of finalised results (the requirements in scope)."""
-    return certify([r.to_json() for r in results.in_scope()], strict, interrupted=interrupted)
+    return certify(
+        [r.to_json() for r in results.in_scope()],
+        strict,
+        interrupted=interrupted,
+        harness_errors=results.orphans,
+    )
 
 
 def build_report(

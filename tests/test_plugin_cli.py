@@ -224,6 +224,20 @@ def test_requirement_selection_runs_only_the_chosen_rules(tmp_path: Path) -> Non
     ]
 
 
+def test_a_crashed_worker_is_a_harness_error_never_a_clean_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FLEET_CONFORMANCE_CRASH", "SRV-UID-ECHO")
+    monkeypatch.setenv("PYTHONPATH", str(REPO))
+    args = ["--requirement=SRV-UID-ECHO", "-n", "2", "-p", "tests.crash_plugin", "-q"]
+    run = run_suite(args, tmp_path)
+    assert run.returncode == 3, run.output[-3000:]
+    assert run.report is not None
+    cert = run.report["certification"]
+    assert cert["verdict"] == "NOT CERTIFIED", cert
+    assert any("without a verdict" in b for b in cert["blockers"]), cert
+
+
 def test_certify_makes_an_incomplete_verdict_a_failing_exit_code(tmp_path: Path) -> None:
     args = ["--requirement=SRV-UID-ECHO", "-q"]
     plain = run_suite(args, tmp_path / "plain")

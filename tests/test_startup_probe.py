@@ -25,11 +25,13 @@ from pathlib import Path
 import pytest
 import trustme
 
+from conformance.outcomes import NotApplicable, NotJudged
+from conformance.plugin import targets as targets_module
 from conformance.plugin.embedded import EmbeddedError, EmbeddedServer
 from conformance.plugin.options import Options
-from conformance.plugin.targets import Unreachable, check_reachable
+from conformance.plugin.targets import TargetSession, Unreachable, check_reachable
 from conformance.profiles import PROFILES
-from conformance.target import parse_target
+from conformance.target import Transport, parse_target
 from conformance.wire import CONTENT_TYPE, ServerToAgent
 from tests.misbehaving import RawHandler, RawServer, read_http_request, refused_port
 from tests.suite_runner import SuiteRun, run_suite
@@ -328,3 +330,63 @@ def test_embedded_server_leaves_no_files(monkeypatch: pytest.MonkeyPatch, tmp_pa
     with pytest.raises(EmbeddedError, match="unrecognized arguments"):
         broken.start(timeout=20.0)  # the log still explains a failed start
     assert list(tmp_path.iterdir()) == []
+
+
+# -- the second transport: not applicable only when the target says it is absent ---------
+
+
+def _status(status: int, body: bytes = b"") -> RawHandler:
+    def handler(conn: socket.socket, stop: threading.Event) -> None:
+        with contextlib.suppress(OSError, ConnectionError):
+            read_http_request(conn)
+            conn.sendall(
+                f"HTTP/1.1 {status} X\r\nContent-Length: {len(body)}\r\n"
+                "Connection: close\r\n\r\n".encode()
+                + body
+            )
+
+    return handler
+
+
+@pytest.mark.parametrize(
+    "scheme, status, body, expected",
+    [
+        # A WebSocket target whose plain POST is answered with garbage is tested over
+        # HTTP (SRV-REPLY judges that), never excused.
+        ("ws", 200, b"\xff\xfe not protobuf", None),
+        ("ws", 404, b"", NotApplicable),
+        ("ws", 405, b"", NotApplicable),
+        ("ws", 503, b"", NotJudged),
+        ("ws", 500, b"", NotJudged),
+        ("ws", 429, b"", NotJudged),
+        ("ws", 401, b"", None),
+        # An HTTP target refusing the upgrade plainly lacks WebSocket; a server error
+        # or throttling does not show that.
+        ("http", 404, b"", NotApplicable),
+        ("http", 400, b"", NotApplicable),
+        ("http", 502, b"", NotJudged),
+        ("http", 403, b"", None),
+    ],
+)
+def test_the_other_transport_is_excused_only_when_the_target_says_it_is_absent(
+    servers: list[RawServer],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    scheme: str,
+    status: int,
+    body: bytes,
+    expected: type[Exception] | None,
+) -> None:
+    monkeypatch.setattr(targets_module, "PROBE_RETRY_WAIT", 0.05)
+    server = serve(servers, _status(status, body))
+    options = options_for(f"{scheme}://127.0.0.1:{server.port}/v1/opamp", tmp_path, 2.0)
+    session = TargetSession(options)
+    session.start()
+    other = Transport.HTTP if scheme == "ws" else Transport.WS
+    outcome = session.unavailable(session.primary, other)
+    if expected is None:
+        assert outcome is None
+    else:
+        assert isinstance(outcome, expected), outcome
+    if status in (429, 500, 502, 503):
+        assert server.accepted == 2  # one more try before leaving it not judged

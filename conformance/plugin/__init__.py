@@ -16,7 +16,7 @@ import pytest
 
 from conformance import profiles
 from conformance.catalogue import CATALOGUE
-from conformance.certification import INCOMPLETE, Certification
+from conformance.certification import INCOMPLETE, NOT_CERTIFIED, Certification
 from conformance.plugin import allure_support, interrupts
 from conformance.plugin.fixtures import (
     agent_setup,
@@ -292,19 +292,35 @@ class _Recorder:
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
         self.results = config.stash[RESULTS]
+        self.collection_errors: list[str] = []
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         transports = [str(v) for k, v in report.user_properties if k == TRANSPORT_KEY]
-        for key, value in report.user_properties:
-            if key == RECORD_KEY:
-                self.results.add(report.nodeid, decode(str(value)), transports)
+        records = [str(v) for k, v in report.user_properties if k == RECORD_KEY]
+        for record in records:
+            self.results.add(report.nodeid, decode(record), transports)
+        if report.failed and not records:
+            # No verdict record: the test never reached our makereport hook (an xdist
+            # worker crashed under it). Whatever it would have judged is unknown.
+            self.results.orphans.append(
+                f"{report.nodeid} ended in {report.when} without a verdict (a crashed worker?)"
+            )
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed:
+            self.collection_errors.append(report.nodeid or "the test session")
+            self.results.orphans.append(f"collection error in {report.nodeid}")
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if _is_worker(self.config) or not self._reports(session):
             return
         options = read_options(self.config)
-        interrupted = session.exitstatus == pytest.ExitCode.INTERRUPTED or interrupts.received()
+        # pytest also ends a run with collection errors as INTERRUPTED: that is a
+        # harness error (an orphan), not a user's interruption.
+        interrupted = interrupts.received() or (
+            session.exitstatus == pytest.ExitCode.INTERRUPTED and not self.collection_errors
+        )
         scope = options.scope(selection_words(self.config), interrupted)
         self.config.stash[SCOPE] = scope
         self.results.finalize(scope, deselected_by_options(self.config))
@@ -317,8 +333,13 @@ class _Recorder:
             session.exitstatus = pytest.ExitCode.INTERRUPTED
         elif session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
             session.exitstatus = self.results.exit_status()
-            if options.certify and session.exitstatus == 0 and certification.verdict == INCOMPLETE:
-                session.exitstatus = EXIT_INCOMPLETE
+            if options.certify and session.exitstatus == 0:
+                # A certification run succeeds only with CERTIFIED: a failure a baseline
+                # excuses is still NOT CERTIFIED (1), and INCOMPLETE has its own code.
+                if certification.verdict == NOT_CERTIFIED:
+                    session.exitstatus = 1
+                elif certification.verdict == INCOMPLETE:
+                    session.exitstatus = EXIT_INCOMPLETE
         report = build_report(
             self.results,
             scope=scope,

@@ -232,6 +232,9 @@ class Results:
     seen_any: bool = False
     #: Transports of the tests that judged something (a pass or a finding).
     transports_judged: set[str] = field(default_factory=set)
+    #: Harness errors outside any requirement: a test that ended without a verdict
+    #: record (an xdist worker that crashed), a collection error.
+    orphans: list[str] = field(default_factory=list)
 
     def add(self, nodeid: str, findings: list[Finding], transports: Iterable[str] = ()) -> None:
         if any(f.verdict.judged for f in findings):
@@ -282,13 +285,13 @@ class Results:
 
     def exit_status(self) -> int:
         """1 when a requirement fails unexpectedly or a baseline entry is stale,
-        3 when only the harness broke, else 0."""
+        3 when only the harness broke (a requirement in error, or an orphan), else 0."""
         unexpected = any(
             r.verdict is Verdict.FAIL and r.baseline != "expected" for r in self.by_id.values()
         )
         stale = any(r.baseline == "stale" for r in self.by_id.values())
         if unexpected or stale:
             return 1
-        if self.count(Verdict.ERROR):
+        if self.count(Verdict.ERROR) or self.orphans:
             return 3
         return 0

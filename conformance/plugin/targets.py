@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import secrets
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit, urlunsplit
@@ -18,6 +19,28 @@ from conformance.outcomes import NotApplicable, NotJudged
 from conformance.plugin.embedded import EmbeddedServer
 from conformance.plugin.options import Options
 from conformance.target import Target, Transport, parse_target
+
+#: Statuses that say a transport is not served at that URL, by transport.
+_ABSENT: dict[Transport, frozenset[int]] = {
+    Transport.HTTP: frozenset({404, 405, 426}),
+    Transport.WS: frozenset({200, 400, 404, 405, 426, 501}),
+}
+#: Wait before the second probe of a throttled or failing transport, in seconds.
+PROBE_RETRY_WAIT = 1.0
+
+
+def _busy(seen: Exchange) -> bool:
+    """Throttled, or a server error: worth one more try before judging availability."""
+    return seen.status is not None and (seen.status == 429 or seen.status >= 500)
+
+
+def _speaks(transport: Transport, seen: Exchange) -> bool:
+    """Whether the probe shows the transport is served (well or badly: then it is tested)."""
+    if seen.status in (401, 403):
+        return True
+    if transport is Transport.WS:
+        return seen.status == 101
+    return seen.status == 200 or seen.reply is not None
 
 
 class Unreachable(RuntimeError):
@@ -267,28 +290,34 @@ class TargetSession:
     def _probe_transport(
         self, target: Target, transport: Transport
     ) -> NotApplicable | NotJudged | None:
-        seen = probe(target, transport, self.headers, self.options.profile.probe_timeout)
+        """Whether the target speaks ``transport`` (``None``: test it).
+
+        Only an answer that says "no such thing here" makes the transport not
+        applicable: 404, 405 or 426 to the POST; 400, 404, 405, 426, 501 or a
+        plain 200 to the upgrade. An answer that speaks the transport badly
+        (a 200 with an empty or undecodable body, 401, 403) is tested, so its
+        faults are judged; throttling or a server error gets one more try and
+        then leaves the transport not judged.
+        """
         url = target.ws_url if transport is Transport.WS else target.http_url
-        if transport is Transport.WS and seen.status == 101:
-            return None
-        if transport is Transport.HTTP and (seen.reply is not None or seen.status in (401, 403)):
-            return None
         what = "WebSocket upgrade" if transport is Transport.WS else "OpAMP POST"
-        if seen.status and seen.problem in (
-            None,
-            Problem.REJECTED,
-            Problem.UNDECODABLE,
-            Problem.EMPTY,
-        ):
+        seen = probe(target, transport, self.headers, self.options.profile.probe_timeout)
+        if _busy(seen):
+            time.sleep(PROBE_RETRY_WAIT)
+            seen = probe(target, transport, self.headers, self.options.profile.probe_timeout)
+        if _speaks(transport, seen):
+            return None
+        if seen.status in _ABSENT[transport]:
             answer = f"HTTP {seen.status}" + (f" ({seen.detail})" if seen.detail else "")
             return NotApplicable(
                 f"the target does not speak {transport.value} at {url}",
                 f"a {what} to {url} was answered {answer}",
             )
-        problem = seen.problem.value if seen.problem else "no answer"
+        problem = seen.problem.value if seen.problem else f"HTTP {seen.status}"
         return NotJudged(
             f"the {what} to {url} got no usable answer ({problem}: {seen.detail})",
-            f"check that {url} answers within --request-timeout, or raise --request-timeout",
+            f"make {url} answer within --request-timeout without throttling or a server"
+            " error (fewer -n workers, a quieter target), or raise --request-timeout",
         )
 
     def require_transport(self, target: Target, transport: Transport) -> None:
