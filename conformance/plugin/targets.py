@@ -116,7 +116,10 @@ def startup_problem(
                 " SSL_CERT_FILE to the CA bundle that signed it"
             )
         plain = probe(parse_target(_with_scheme(target.given, "http")), transport, headers, timeout)
-        if plain.status is not None:
+        # A TLS server that refused our handshake (say it wants a client certificate)
+        # may still answer plain text with a 400: only a port that completes no TLS
+        # handshake at all is a plain-HTTP port.
+        if plain.status is not None and not speaks_tls(host, port, timeout):
             fixed = _with_scheme(target.given, "http" if transport is Transport.HTTP else "ws")
             return (
                 f"target {url}: this port speaks plain HTTP, not TLS ({seen.detail}):"
