@@ -12,6 +12,8 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from conformance.report_junit import judged_over
+
 VERDICT_ORDER = ("fail", "error", "warn", "not judged", "pass", "not applicable")
 LEVELS = ("MUST", "SHOULD", "MAY", "INFO")
 #: Requirements with these verdicts are listed first and shown open.
@@ -113,7 +115,7 @@ def _scope(report: dict[str, Any]) -> str:
     not_tested = ", ".join(scope["roles_not_tested"])
     windows = ", ".join(f"{k} {v:g} s" for k, v in scope["windows"].items())
     options = ", ".join(f"{k}: {v}" for k, v in scope["options"].items())
-    transports = ", ".join(scope["transports_judged"]) or "none"
+    transports = judged_over(scope) or "none"
     lines = [
         f"<b>Under test:</b> {escape(tested)}"
         + (

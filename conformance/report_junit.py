@@ -94,6 +94,13 @@ def render(report: dict[str, Any], areas: dict[str, str]) -> bytes:
     return document
 
 
+def judged_over(scope: dict[str, Any]) -> str:
+    """``"OpAMP server: http, ws; OpAMP agent: http"``: the transports judged, by role."""
+    return "; ".join(
+        f"{part}: {', '.join(names)}" for part, names in scope["transports_judged"].items()
+    )
+
+
 def _properties(suite: ET.Element, report: dict[str, Any]) -> None:
     """The certification verdict and the run's scope, as JUnit suite properties."""
     props = ET.SubElement(suite, "properties")
@@ -104,7 +111,7 @@ def _properties(suite: ET.Element, report: dict[str, Any]) -> None:
         values |= {
             "roles_tested": ", ".join(scope["roles_tested"]),
             "roles_not_tested": ", ".join(scope["roles_not_tested"]),
-            "transports_judged": ", ".join(scope["transports_judged"]),
+            "transports_judged": judged_over(scope),
             "profile": scope["profile"],
             "interrupted": str(scope["interrupted"]).lower(),
         }

@@ -10,7 +10,7 @@ parts are out of scope: named once here, never listed as skipped.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,12 +65,14 @@ class Scope:
     def parts_not_tested(self) -> list[Part]:
         return [p for p in Part if p not in self.parts]
 
-    def to_json(self, transports_judged: Iterable[str]) -> dict[str, Any]:
+    def to_json(self, transports_judged: Mapping[str, Iterable[str]]) -> dict[str, Any]:
         return {
             "roles_tested": [p.value for p in self.parts],
             "roles_not_tested": [p.value for p in self.parts_not_tested],
             "transport": self.transport,
-            "transports_judged": sorted(set(transports_judged)),
+            "transports_judged": {
+                part: sorted(set(names)) for part, names in sorted(transports_judged.items())
+            },
             "profile": self.profile,
             "windows": self.windows,
             "options": self.options,

@@ -22,7 +22,7 @@ def sample_report() -> dict[str, Any]:
         results.add(
             f"suite::test_{rid}[http]",
             [Finding(rid, verdict, "why", "#1 evidence", remedy)],
-            ["http"],
+            ["OpAMP server/http"],
         )
     scope = Scope(parts=tuple(Part), profile="quick", transport="auto", windows={"x": 1.0})
     results.finalize(scope, lambda rid: False)
@@ -52,7 +52,7 @@ def test_a_report_with_every_verdict_validates() -> None:
     validate(report)
     seen = {r["verdict"] for r in report["requirements"]}
     assert seen == {v.value for v in Verdict} - {"out of scope"}
-    assert report["scope"]["transports_judged"] == ["http"]
+    assert report["scope"]["transports_judged"] == {"OpAMP server": ["http"]}
 
 
 @pytest.mark.parametrize(

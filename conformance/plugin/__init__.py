@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 
 from conformance import profiles
+from conformance.agent import pacing
+from conformance.agent.scenario import AgentSetup
 from conformance.catalogue import CATALOGUE
 from conformance.certification import INCOMPLETE, NOT_CERTIFIED, Certification
 from conformance.plugin import allure_support, interrupts
@@ -55,7 +57,7 @@ from conformance.plugin.targets import Unreachable, check_reachable
 from conformance.report_html import write_html
 from conformance.report_json import build_report, certification_of, write_report
 from conformance.report_junit import write_junit
-from conformance.scope import Scope
+from conformance.scope import Part, Scope
 from conformance.target import redact, redact_header
 from conformance.verdicts import Verdict, violations_of
 
@@ -259,6 +261,10 @@ def pytest_runtest_makereport(
         notes = getattr(exc, "__notes__", [])
         report.longrepr = "\n".join([str(exc), *notes, _reproduce_hint(item)])
     report.user_properties.append((RECORD_KEY, encode(findings)))
+    agent = getattr(item, "funcargs", {}).get("opamp_agent_setup")
+    if isinstance(agent, AgentSetup) and (seen := pacing.clock_of(agent).transport):
+        # The transport the agent under test spoke: the certificate covers only that one.
+        report.user_properties.append((TRANSPORT_KEY, f"{Part.OPAMP_AGENT.value}/{seen}"))
     if allure_support.enabled(item.config):
         for finding in findings:
             if finding.evidence or finding.verdict in (Verdict.FAIL, Verdict.WARN, Verdict.ERROR):
@@ -382,7 +388,9 @@ class _Recorder:
             return
         reporter = config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:
-            write_verdict_line(reporter, config.stash[CERTIFICATION])
+            write_verdict_line(
+                reporter, config.stash[CERTIFICATION], self.results.transports_judged
+            )
 
 
 def _seed(config: pytest.Config) -> str | None:

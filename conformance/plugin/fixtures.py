@@ -15,6 +15,7 @@ from conformance.plugin.embedded import EmbeddedError
 from conformance.plugin.options import Options, read_options
 from conformance.plugin.results import NOTE_KEY, TRANSPORT_KEY
 from conformance.plugin.targets import TargetSession
+from conformance.scope import Part
 from conformance.target import Target, Transport
 
 EXIT_HARNESS = 3
@@ -125,8 +126,9 @@ def opamp(
     properties = request.node.user_properties
 
     def note(transport: Transport) -> None:
-        if (TRANSPORT_KEY, transport.value) not in properties:
-            properties.append((TRANSPORT_KEY, transport.value))
+        entry = (TRANSPORT_KEY, f"{Part.OPAMP_SERVER.value}/{transport.value}")
+        if entry not in properties:
+            properties.append(entry)
 
     clients = Clients(target, conformance_options, conformance_session.headers, note)
     try:

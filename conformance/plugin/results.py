@@ -29,7 +29,8 @@ from conformance.verdicts import (
 RECORD_KEY = "conformance"
 #: ``user_properties`` key of observations a passing test records (INFO rules).
 NOTE_KEY = "conformance-observation"
-#: ``user_properties`` key of a transport a test opened a driver on.
+#: ``user_properties`` key of a transport a test used: ``"<part>/<transport>"``
+#: (``"OpAMP server/ws"``, ``"OpAMP agent/http"``).
 TRANSPORT_KEY = "conformance-transport"
 
 
@@ -230,15 +231,17 @@ class Results:
         default_factory=lambda: {rid: RequirementResult(r) for rid, r in CATALOGUE.items()}
     )
     seen_any: bool = False
-    #: Transports of the tests that judged something (a pass or a finding).
-    transports_judged: set[str] = field(default_factory=set)
+    #: Transports of the tests that judged something (a pass or a finding), by part.
+    transports_judged: dict[str, set[str]] = field(default_factory=dict)
     #: Harness errors outside any requirement: a test that ended without a verdict
     #: record (an xdist worker that crashed), a collection error.
     orphans: list[str] = field(default_factory=list)
 
     def add(self, nodeid: str, findings: list[Finding], transports: Iterable[str] = ()) -> None:
         if any(f.verdict.judged for f in findings):
-            self.transports_judged |= set(transports)
+            for item in transports:
+                part, _, transport = item.partition("/")
+                self.transports_judged.setdefault(part, set()).add(transport)
         for finding in findings:
             result = self.by_id[finding.requirement]
             self.seen_any = True

@@ -84,9 +84,16 @@ def _by_reason(members: list[Missing]) -> dict[str, list[str]]:
     return found
 
 
-def write_verdict_line(tr: pytest.TerminalReporter, cert: Certification) -> None:
-    """The run's last console line: the certification verdict and why."""
+def write_verdict_line(
+    tr: pytest.TerminalReporter, cert: Certification, transports: dict[str, set[str]]
+) -> None:
+    """The run's last console line: the certification verdict and why (for CERTIFIED, the
+    transports it covers: an agent certified over plain HTTP is not over WebSocket)."""
     markup = {"green": True} if cert.verdict == CERTIFIED else {"red": True}
     if cert.verdict == INCOMPLETE:
         markup = {"yellow": True}
-    tr.write_line("fleet-conformance: " + summary_line(cert), bold=True, **markup)
+    line = summary_line(cert)
+    if cert.verdict == CERTIFIED and transports:
+        over = "; ".join(f"{part} {', '.join(sorted(t))}" for part, t in transports.items())
+        line += f"; over {over}"
+    tr.write_line("fleet-conformance: " + line, bold=True, **markup)
