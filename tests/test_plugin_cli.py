@@ -94,12 +94,17 @@ def test_separately_started_reference_passes(
     assert run.returncode == 0, run.output
     # One instance, no credentials, no enrollment token, the default 64 MiB limit in
     # the quick profile: the target serves requests without credentials (not applicable,
-    # with its answer); the rest is not judged, each with its remedy.
+    # with its answer); the rest is not judged, each with its remedy. The Fleet rules
+    # one of whose cases needs a token judge every other case, then stay not judged
+    # (and so does FLEET-SRV-ERROR-SHAPE, which only their tests judge).
+    fleet_cases = {"FLEET-SRV-ENROLL-401", "FLEET-SRV-CHECKIN-401", "FLEET-SRV-NO-5XX"}
     not_judged = {
         "SRV-413",
         "SRV-FS-STATELESS",
         "FLEET-SRV-ENROLL-OK",
         "FLEET-SRV-CHECKIN-POLL",
+        "FLEET-SRV-ERROR-SHAPE",
+        *fleet_cases,
     }
     assert run.ids("not applicable") == {"SRV-AUTH-401"}, run.output
     assert run.ids("not judged") == not_judged, run.output
@@ -111,7 +116,7 @@ def test_separately_started_reference_passes(
     assert run.ids("pass") == set(CATALOGUE) - agent_rules - not_judged - {"SRV-AUTH-401"}
     cert = run.report["certification"]
     assert cert["verdict"] == "INCOMPLETE", cert
-    assert {m["id"] for m in cert["not_judged"]} == {"SRV-413", "FLEET-SRV-ENROLL-OK"}
+    assert {m["id"] for m in cert["not_judged"]} == {"SRV-413", "FLEET-SRV-ENROLL-OK", *fleet_cases}
     assert "[http]" in run.output or "passed" in run.output
 
 
@@ -146,8 +151,15 @@ def test_bad_options_are_usage_errors(args: list[str], message: str, tmp_path: P
 def test_credentials_are_redacted_everywhere(tmp_path: Path) -> None:
     secret = "Bearer s3cr3t-token-value"
     token = base64.b64encode(b"redaction-id:t0ps3cret-enrolment").decode()
+    disabled = base64.b64encode(b"redaction-id:d1sabled-enrolment").decode()
     server = EmbeddedServer(
-        args=["--auth-header", f"Authorization: {secret}", f"--enrollment-token={token}"]
+        args=[
+            "--auth-header",
+            f"Authorization: {secret}",
+            f"--enrollment-token={token}",
+            f"--enrollment-token={disabled}",
+            f"--disabled-enrollment-token={disabled}",
+        ]
     )
     url = server.start()
     try:
@@ -158,6 +170,8 @@ def test_credentials_are_redacted_everywhere(tmp_path: Path) -> None:
                 "--target-header",
                 f"Authorization: {secret}",
                 f"--enrollment-token={token}",
+                # Without it FLEET-SRV-ENROLL-401 is not judged (its disabled-token case).
+                f"--disabled-enrollment-token={disabled}",
                 "-v",
             ],
             tmp_path / "allowed",
@@ -172,8 +186,9 @@ def test_credentials_are_redacted_everywhere(tmp_path: Path) -> None:
     for path in (tmp_path / "allowed").rglob("*"):
         if path.is_file():
             text = path.read_text(errors="replace")
-            assert "s3cr3t" not in text and token not in text, path
+            assert "s3cr3t" not in text and token not in text and disabled not in text, path
     assert "s3cr3t" not in allowed.output and token not in allowed.output
+    assert disabled not in allowed.output
 
 
 def test_target_killed_mid_run_ends_with_verdicts(tmp_path: Path) -> None:

@@ -1,12 +1,17 @@
 """The Fleet REST API of a fleet-server: enrolment, check-in, acks and status.
 
 The API lives at the target's base URL (scheme://host:port of ``--target``).
-On targets that do not serve it (``GET /api/status`` answers 404, or neither
-the ``Elastic-Api-Version`` header nor a Fleet status body comes back) these
-rules are *not applicable*, with that answer as evidence; when the status call
-gets no answer at all they are *not judged*. Rules that need an enrolled agent
-need ``--enrollment-token`` (the embedded reference provides one): without it
-they are *not judged*, with that option as the remedy.
+On targets that do not serve it (``GET /api/status`` answers 404 or 405, or a
+2xx that is not Fleet's: neither the ``Elastic-Api-Version`` header nor a
+Fleet status body, and no ``--enrollment-token`` says otherwise) these rules
+are *not applicable*, with that answer as evidence; when the status call gets
+no answer, or an answer that shows nothing either way (a 5xx such as a
+proxy's 502, 429, 401/403), they are *not judged*. Rules that need an
+enrolled agent need ``--enrollment-token`` (the embedded reference provides
+one, and ``--disabled-enrollment-token`` too): without it they are *not
+judged*, with that option as the remedy; so is a rule one of whose cases
+needs a token the run was not given, once every other case was judged and
+held.
 
 These tests enrol agents on the target (tagged ``fleet-conformance``).
 """
@@ -19,7 +24,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pytest
 
@@ -60,6 +65,45 @@ _presence: dict[str, NotApplicable | NotJudged | None] = {}
 
 #: The remedy for rules that need an enrolled agent.
 TOKEN_REMEDY = "--enrollment-token=<an enrollment API key of the target (base64 of id:key)>"
+#: The remedy for the disabled-token case of FLEET-SRV-ENROLL-401.
+DISABLED_TOKEN_REMEDY = (
+    "--disabled-enrollment-token=<an enrollment API key of the target that exists but is"
+    " disabled (base64 of id:key)>"
+)
+
+
+@dataclass
+class Dropped:
+    """The cases of one rule this run could not judge (an option was not given, say).
+
+    A test judges every case it can, then :meth:`settle` raises what it found:
+    a broken case of the rule still fails it; otherwise a dropped case leaves
+    the rule *not judged*, naming the case and the option that would judge it,
+    instead of a pass that skipped part of the rule.
+    """
+
+    rule: str
+    #: (the case, why it was not judged, the remedy)
+    cases: list[tuple[str, str, str]] = field(default_factory=list)
+
+    def add(self, case: str, reason: str, remedy: str) -> None:
+        self.cases.append((case, reason, remedy))
+
+    def settle(self, findings: Findings, judged: int) -> None:
+        """Raise the findings, or end *not judged* when a case was dropped and none failed."""
+        findings.items = first_per_rule(findings.items)
+        if not self.cases or any(v.req_id == self.rule for v in findings.items):
+            findings.raise_if_any()
+            if not self.cases:
+                return
+        dropped = "; ".join(f"{case} ({reason})" for case, reason, _ in self.cases)
+        others = "".join(f"; also seen, {v.req_id}: {v.message}" for v in findings.items)
+        remedies = " and ".join(dict.fromkeys(remedy for _, _, remedy in self.cases))
+        not_judged(
+            f"{self.rule}: {judged} case(s) judged and held, but not every case of the rule"
+            f" could be judged: {dropped}{others}",
+            remedies,
+        )
 
 
 @dataclass
@@ -156,9 +200,13 @@ def _retry_after(call: FleetCall) -> float | None:
 def _absent_reason(client: FleetClient, session: TargetSession) -> NotApplicable | NotJudged | None:
     """Why the target's Fleet API is not tested, or ``None`` when it has one.
 
-    *Not applicable* when ``GET /api/status`` shows there is none (404 or 405,
-    or an answer that is not Fleet's and no enrollment token says otherwise);
-    *not judged* when that call got no answer at all.
+    *Not applicable* only when ``GET /api/status`` shows there is none: 404 or
+    405, or a 2xx answer that is not Fleet's (no ``Elastic-Api-Version``, no
+    Fleet status body), and no enrollment token says the API is there. An
+    answer that is Fleet's (or any answer, when a token was given) means the
+    API is there and its rules are judged. Anything else (a 5xx such as a
+    proxy's 502, 429, 401/403, a redirect, no answer) shows nothing about the
+    Fleet API: *not judged*, never an excuse.
     """
     call = client.call("GET", STATUS_PATH)
     url = f"{client.base_url}{STATUS_PATH}"
@@ -174,13 +222,36 @@ def _absent_reason(client: FleetClient, session: TargetSession) -> NotApplicable
     fleet_like = call.exchange.header("Elastic-Api-Version") is not None or (
         isinstance(doc, dict) and "status" in doc and "name" in doc
     )
-    if call.status in (404, 405) or not (fleet_like or session.enrollment_token):
+    status = call.status or 0
+    if status in (404, 405):
+        if session.enrollment_token:
+            return NotJudged(
+                f"--enrollment-token says the target serves the Fleet API, but GET {url}"
+                f" answered HTTP {status}",
+                "give the base URL the Fleet API is served at as --target (scheme://host:port"
+                " of fleet-server), or leave out --enrollment-token if the target has no"
+                " Fleet API, and run again",
+            )
         return NotApplicable(
             "the target does not serve the Fleet API",
-            f"GET {url} answered HTTP {call.status} without Elastic-Api-Version or a Fleet"
-            " status body",
+            f"GET {url} answered HTTP {status}",
         )
-    return None
+    if fleet_like or session.enrollment_token:
+        return None
+    if 200 <= status < 300:
+        return NotApplicable(
+            "the target does not serve the Fleet API",
+            f"GET {url} answered HTTP {status} without Elastic-Api-Version or a Fleet status body",
+        )
+    return NotJudged(
+        f"whether the target serves the Fleet API is unknown: GET {url} answered HTTP"
+        f" {status} without Elastic-Api-Version or a Fleet status body, which shows neither"
+        f" that the API is there nor that it is not ({call.summary()})",
+        "check that the Fleet API (or whatever answers in front of it: a proxy, a load"
+        " balancer) is up and answers GET /api/status at the --target base URL, give"
+        " --enrollment-token=<an enrollment API key of the target> if it serves the Fleet"
+        " API, and run again",
+    )
 
 
 def _agent_version(client: FleetClient) -> str:
@@ -198,9 +269,12 @@ def fleet(conformance_session: TargetSession) -> Iterator[Fleet]:
     base = conformance_session.primary.base_url
     client = FleetClient(base, timeout=active().request_timeout)
     try:
-        if base not in _presence:
-            _presence[base] = _absent_reason(client, conformance_session)
-        absent = _presence[base]
+        # A definite answer (there or not) holds for the run; an unclear one is asked again.
+        absent = (
+            _presence[base] if base in _presence else _absent_reason(client, conformance_session)
+        )
+        if not isinstance(absent, NotJudged):
+            _presence[base] = absent
         if isinstance(absent, NotApplicable):
             not_applicable(absent.reason, absent.evidence)
         if isinstance(absent, NotJudged):
@@ -255,10 +329,15 @@ def test_status_answers_json(fleet: Fleet) -> None:
 def test_enrolment_with_a_wrong_token_gets_401(fleet: Fleet) -> None:
     """Missing, unknown, disabled, altered and non-enrollment keys get 401 (malformed: 400 too).
 
-    Each finding's evidence is its own call, after the calls it depends on (the
-    enrolment that made an access key), not every probe before it.
+    Every case that can be judged is judged; a case that needs a token the run
+    was not given (``--disabled-enrollment-token``, ``--enrollment-token``), or
+    an enrolled agent it could not get, leaves the rule *not judged* unless
+    another case broke it. Each finding's evidence is its own call, after the
+    calls it depends on (the enrolment that made an access key), not every
+    probe before it.
     """
     transcript = FleetTranscript()
+    dropped = Dropped("FLEET-SRV-ENROLL-401")
     #: (what is sent, Authorization, statuses allowed, the calls the case depends on)
     cases: list[tuple[str, str | None, frozenset[int], list[FleetCall]]] = [
         ("no Authorization header", None, frozenset({401}), []),
@@ -270,7 +349,19 @@ def test_enrolment_with_a_wrong_token_gets_401(fleet: Fleet) -> None:
         cases.append(
             ("disabled enrollment token", f"ApiKey {fleet.disabled_token}", frozenset({401}), [])
         )
-    if fleet.token is not None:
+    else:
+        dropped.add(
+            "a disabled enrollment token gets 401",
+            "no --disabled-enrollment-token was given",
+            DISABLED_TOKEN_REMEDY,
+        )
+    if fleet.token is None:
+        for case in (
+            "the enrollment token with one character changed gets 401",
+            "an agent's access key (not an enrollment key) gets 401",
+        ):
+            dropped.add(case, "no --enrollment-token was given", TOKEN_REMEDY)
+    else:
         changed = changed_api_key(fleet.token)
         if changed is not None:
             cases.append(
@@ -281,20 +372,38 @@ def test_enrolment_with_a_wrong_token_gets_401(fleet: Fleet) -> None:
                     [],
                 )
             )
-        made_key = FleetTranscript()
-        _, access_key = fleet.enrolled(made_key)
-        transcript.calls.extend(made_key.calls)
-        cases.append(
-            (
-                "an agent's access key (not an enrollment key)",
-                f"ApiKey {access_key}",
-                frozenset({401}),
-                made_key.calls,
+        else:
+            dropped.add(
+                "the enrollment token with one character changed gets 401",
+                "--enrollment-token is not base64 of id:key, so no near miss of it can be made",
+                TOKEN_REMEDY,
             )
-        )
+        made_key = FleetTranscript()
+        try:
+            _, access_key = fleet.enrolled(made_key)
+        except NotJudged as exc:
+            dropped.add(
+                "an agent's access key (not an enrollment key) gets 401", exc.reason, exc.remedy
+            )
+        else:
+            cases.append(
+                (
+                    "an agent's access key (not an enrollment key)",
+                    f"ApiKey {access_key}",
+                    frozenset({401}),
+                    made_key.calls,
+                )
+            )
+        transcript.calls.extend(made_key.calls)
     findings = Findings()
+    judged = 0
     for label, authorization, allowed, before in cases:
-        call = fleet.call(transcript, _enrol_with(fleet, authorization, label))
+        try:
+            call = fleet.call(transcript, _enrol_with(fleet, authorization, label))
+        except NotJudged as exc:  # throttled to the end: this case only
+            dropped.add(label, exc.reason, exc.remedy)
+            continue
+        judged += 1
         findings.check(
             "FLEET-SRV-ENROLL-401",
             call.status in allowed,
@@ -302,8 +411,7 @@ def test_enrolment_with_a_wrong_token_gets_401(fleet: Fleet) -> None:
             FleetTranscript([*before, call]).render(),
         )
     _check_error_shapes(findings, transcript)
-    findings.items = first_per_rule(findings.items)
-    findings.raise_if_any()
+    dropped.settle(findings, judged=judged)
 
 
 def _enrol_with(fleet: Fleet, authorization: str | None, label: str) -> Callable[[], FleetCall]:
@@ -349,9 +457,16 @@ def test_enrolment_succeeds_and_its_key_checks_in(fleet: Fleet) -> None:
 
 @pytest.mark.requirement("FLEET-SRV-CHECKIN-401", "FLEET-SRV-ERROR-SHAPE")
 def test_checkin_with_a_wrong_key_is_refused(fleet: Fleet) -> None:
-    """A wrong access key gets 401; a key used for another agent id gets 401, 403 or 404."""
+    """A wrong access key gets 401; a key used for another agent id gets 401, 403 or 404.
+
+    The second case needs an enrolled agent: without ``--enrollment-token`` (or
+    when enrolment fails) it leaves the rule *not judged*, unless the first
+    case broke it.
+    """
     transcript = FleetTranscript()
     findings = Findings()
+    dropped = Dropped("FLEET-SRV-CHECKIN-401")
+    judged = 1
     unknown = fleet.checkin(transcript, str(uuid.uuid4()), _well_formed_unknown())
     findings.check(
         "FLEET-SRV-CHECKIN-401",
@@ -359,9 +474,14 @@ def test_checkin_with_a_wrong_key_is_refused(fleet: Fleet) -> None:
         f"check-in with an unknown access key: HTTP {unknown.status}, expected 401",
         transcript.render(),
     )
-    if fleet.token is not None:
+    other_case = "a check-in naming an agent id its access key does not belong to is refused"
+    try:
         _, key = fleet.enrolled(transcript)
         other = fleet.checkin(transcript, str(uuid.uuid4()), key)
+    except NotJudged as exc:
+        dropped.add(other_case, exc.reason, exc.remedy)
+    else:
+        judged += 1
         findings.check(
             "FLEET-SRV-CHECKIN-401",
             other.status in (401, 403, 404),
@@ -370,8 +490,7 @@ def test_checkin_with_a_wrong_key_is_refused(fleet: Fleet) -> None:
             transcript.render(),
         )
     _check_error_shapes(findings, transcript)
-    findings.items = first_per_rule(findings.items)
-    findings.raise_if_any()
+    dropped.settle(findings, judged=judged)
 
 
 @pytest.mark.requirement("FLEET-SRV-CHECKIN-POLL")
@@ -495,7 +614,22 @@ def _send_odd(fleet: Fleet, request: OddRequest) -> FleetCall:
 
 @pytest.mark.requirement("FLEET-SRV-NO-5XX", "FLEET-SRV-ERROR-SHAPE")
 def test_odd_requests_get_no_5xx(fleet: Fleet) -> None:
-    """No generated or near-valid request gets a 5xx (but 503 with a reason), a hang or a reset."""
+    """No generated or near-valid request gets a 5xx (but 503 with a reason), a hang or a reset.
+
+    The near-valid enrolments carry the enrollment token, and so do the
+    generated requests that ask for it: without ``--enrollment-token`` those
+    reach no handler behind authentication, and the rule is left *not judged*
+    (unless a request broke it).
+    """
+    dropped = Dropped("FLEET-SRV-NO-5XX")
+    if fleet.token is None:
+        dropped.add(
+            "near-valid enrolments and generated requests that carry a real enrollment token"
+            " (they reach the handlers behind authentication)",
+            "no --enrollment-token was given",
+            TOKEN_REMEDY,
+        )
+    judged = 0
     shapes = ShouldTally(
         "FLEET-SRV-ERROR-SHAPE", "error responses not shaped {statusCode, error, message}"
     )
@@ -509,6 +643,8 @@ def test_odd_requests_get_no_5xx(fleet: Fleet) -> None:
         ]
 
     def judge(request: OddRequest) -> None:
+        nonlocal judged
+        judged += 1
         transcript = FleetTranscript()
         # A 429 (say, after the rate-limit test) says nothing about the request: wait, resend.
         call = fleet.call(transcript, lambda: _send_odd(fleet, request))
@@ -526,4 +662,4 @@ def test_odd_requests_get_no_5xx(fleet: Fleet) -> None:
         judge(request)
 
     odd()
-    Findings(shapes.violations()).raise_if_any()
+    dropped.settle(Findings(shapes.violations()), judged=judged)

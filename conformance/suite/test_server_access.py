@@ -26,10 +26,20 @@ from conformance.target import Transport
 from conformance.verdicts import Findings, require
 from conformance.wire import ErrorType
 
-#: Header names taken for credentials: only these are removed or corrupted.
-CREDENTIAL_NAME = re.compile(
-    r"authori[sz]ation|token|api[-_]?key|auth|secret|cookie|password", re.I
+#: What a header name contains, in any letter case, to be taken for a credential:
+#: (pattern, the words it matches). Only such headers are removed or corrupted.
+#: ``auth`` covers Authorization and Authorisation. A bare ``key`` does not
+#: count: it would take headers such as an idempotency or cache key for one.
+CREDENTIAL_PARTS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("auth", ("auth",)),
+    ("token", ("token",)),
+    ("api[-_]?key", ("api-key", "api_key", "apikey")),
+    ("secret", ("secret",)),
+    ("cookie", ("cookie",)),
+    ("password", ("password",)),
 )
+#: Header names taken for credentials (searched, so the parts may sit anywhere in the name).
+CREDENTIAL_NAME = re.compile("|".join(pattern for pattern, _ in CREDENTIAL_PARTS), re.I)
 
 
 def corrupt(value: str) -> str:
@@ -70,10 +80,13 @@ def _attempt(clients: Clients, transport: Transport, headers: list[tuple[str, st
         driver.close()
 
 
-#: The remedy when no credential was given to remove or corrupt.
+#: The remedy when no credential was given to remove or corrupt: it names
+#: exactly what :data:`CREDENTIAL_NAME` matches.
 CREDENTIAL_REMEDY = (
     '--target-header "Authorization: <the credential the target expects>" (any header whose'
-    " name contains authorization, token, key, auth, secret, cookie or password)"
+    " name contains one of: "
+    + ", ".join(word for _, words in CREDENTIAL_PARTS for word in words)
+    + "; in any letter case)"
 )
 
 
