@@ -2,14 +2,16 @@
 
 Pure sizing functions (``conformance/model/agent_timing.py``), the clock
 helpers of ``conformance/model/opamp_agent.py``, the mock's heartbeat offer,
-``conformance/agent/pacing.py`` on stand-in scenarios, and two real runs
-of the suite that prove the *not judged* paths end with a remedy naming a
-window.
+``conformance/agent/pacing.py`` on stand-in scenarios, and real runs of
+the suite: the *not judged* paths end with a remedy naming a window, a late
+start or a late-applied heartbeat offer is judged, not passed or failed
+unwatched.
 """
 
 from __future__ import annotations
 
 import re
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,7 +51,13 @@ from conformance.model.opamp_agent import (
     poll_gaps,
     takes_heartbeat_offer,
 )
-from conformance.outcomes import NotJudged, not_judged
+from conformance.outcomes import (
+    NotApplicable,
+    NotJudged,
+    not_applicable,
+    not_judged,
+    out_of_scope,
+)
 from conformance.verdicts import Violation, Violations
 from conformance.wire import (
     CONTENT_TYPE,
@@ -268,6 +276,58 @@ def test_side_by_side_runs_at_once_and_reports_every_violation() -> None:
         side_by_side([unjudged, lambda: slow(1)], timeout=10)
 
 
+def test_side_by_side_raises_findings_before_anything_that_did_not_judge() -> None:
+    def broken() -> None:
+        raise Violation("AGT-RETRY-AFTER", "retried at once")
+
+    def harness() -> None:
+        raise RuntimeError("the harness broke")
+
+    def lacking() -> None:
+        not_applicable("a WebSocket rule", "the agent speaks plain HTTP")
+
+    def unjudged() -> None:
+        not_judged("too slow", "--agent-window=75")
+
+    # A finding outranks a harness error, not applicable and out of scope, in any order.
+    for other in (harness, lacking, lambda: out_of_scope("no agent")):
+        with pytest.raises(Violation):
+            side_by_side([other, broken], timeout=10)
+    # Then the plugin's order of weight: error, not judged, not applicable.
+    with pytest.raises(RuntimeError):
+        side_by_side([unjudged, harness], timeout=10)
+    with pytest.raises(NotJudged):
+        side_by_side([lacking, unjudged], timeout=10)
+    with pytest.raises(NotApplicable):
+        side_by_side([lacking, lambda: None], timeout=10)
+
+
+def test_side_by_side_does_not_wait_past_its_bound() -> None:
+    """A scenario still running at the bound: the call raises without waiting for it (the
+    scenario is released only afterwards, and had not finished when the call returned)."""
+    release = threading.Event()
+    finished = threading.Event()
+
+    def stuck() -> None:
+        release.wait(timeout=30)
+        finished.set()
+
+    def broken() -> None:
+        raise Violation("AGT-RETRY-AFTER", "retried at once")
+
+    try:
+        with pytest.raises(TimeoutError):
+            side_by_side([stuck], timeout=0.2)
+        assert not finished.is_set(), "side_by_side waited for the scenario past its bound"
+        # A finding of a scenario that did end still outranks the timeout.
+        with pytest.raises(Violation):
+            side_by_side([stuck, broken], timeout=0.2)
+        assert not finished.is_set()
+    finally:
+        release.set()
+    assert finished.wait(timeout=30), "the scenario thread ends on its own once released"
+
+
 def test_clock_knows_when_an_agent_takes_offers() -> None:
     assert not Clock().takes_offer
     assert Clock(capabilities=AgentCap.REPORTS_STATUS | HEARTBEAT_CAPS).takes_offer
@@ -294,7 +354,14 @@ def test_an_agent_too_slow_for_the_window_is_incomplete_with_the_window_it_needs
     from the poll period; the heartbeat rule does not apply to it."""
     args = reference.opamp_suite_args("takes-no-offer", poll=3.0)
     run = run_suite(
-        [*args, "--agent-window=5", "--requirement=AGT-SEQ", "--requirement=AGT-HEARTBEAT", "-q"],
+        [
+            *args,
+            "--agent-window=5",
+            "--requirement=AGT-SEQ",
+            "--requirement=AGT-HEARTBEAT",
+            "--requirement=AGT-ONE-INFLIGHT",
+            "-q",
+        ],
         tmp_path,
     )
     assert run.report is not None, run.output
@@ -305,11 +372,40 @@ def test_an_agent_too_slow_for_the_window_is_incomplete_with_the_window_it_needs
     # At least two 3 s polls at 20 % tolerance: more than the 5 s given.
     assert window_of(seq["remedy"]) >= 10, seq
     assert "poll period" in seq["reason"], seq
+    # The flag's immediate second request alone is too thin for AGT-ONE-INFLIGHT: only
+    # one held reply had a chance to be overlapped.
+    inflight = by_id["AGT-ONE-INFLIGHT"]
+    assert inflight["verdict"] == "not judged", run.output
+    assert window_of(inflight["remedy"]) >= 10, inflight
     heartbeat_rule = by_id["AGT-HEARTBEAT"]
     assert heartbeat_rule["verdict"] == "not applicable", run.output
     evidence = heartbeat_rule["evidence"][0]["evidence"]
     assert "plain HTTP" in evidence and "capabilities" in evidence
     assert run.returncode == 0, run.output  # INCOMPLETE is exit 0 without --certify
+
+
+def test_an_agent_starting_after_the_window_is_still_watched_for_a_loop(
+    tmp_path: Path,
+) -> None:
+    """An agent that loops on plain acks and first speaks 6 s after its launch, under a 5 s
+    window: AGT-NO-LOOP watches it from the first ack (not up to the window's end, which
+    has passed), so the loop is found."""
+    args = reference.opamp_suite_args("loops-on-ack")
+    args[0] += " --start-delay 6"
+    run = run_suite([*args, "--agent-window=5", "--requirement=AGT-NO-LOOP", "-q"], tmp_path)
+    assert run.report is not None, run.output
+    assert verdicts(run.report)["AGT-NO-LOOP"]["verdict"] == "fail", run.output
+
+
+def test_an_agent_applying_the_heartbeat_offer_at_its_next_poll_passes(tmp_path: Path) -> None:
+    """An agent polling every 16 s that applies the offered 2 s heartbeat interval only
+    from its next message on (the spec lets it apply new connection settings at its next
+    opportunity) is not failed for the silence before that message."""
+    args = reference.opamp_suite_args("applies-offer-late", poll=16.0)
+    run = run_suite([*args, "--requirement=AGT-HEARTBEAT", "-q"], tmp_path)
+    assert run.report is not None, run.output
+    entry = verdicts(run.report)["AGT-HEARTBEAT"]
+    assert entry["verdict"] == "pass", run.output
 
 
 def test_the_spec_timing_judges_every_must_and_sizes_the_rest(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import secrets
 import signal
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TypedDict, Unpack
@@ -73,6 +73,18 @@ class OpAMPScenario:
         end = min(self.deadline, until) if until is not None else self.deadline
         while time.monotonic() < end and self.agent.running():
             if len(self.mock.received()) >= count:
+                break
+            time.sleep(0.01)
+        return self.mock.received()
+
+    def watch(
+        self, until: float, done: Callable[[list[Received]], bool] | None = None
+    ) -> list[Received]:
+        """Messages once ``until`` came (or the messages so far are ``done``, or the agent
+        exited), whatever the window: for a rule that must watch a fixed time after an
+        event (the caller bounds ``until``)."""
+        while time.monotonic() < until and self.agent.running():
+            if done is not None and done(self.mock.received()):
                 break
             time.sleep(0.01)
         return self.mock.received()

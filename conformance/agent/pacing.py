@@ -28,6 +28,8 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from _pytest.outcomes import Skipped
+
 from conformance.agent.opamp_scenario import OpAMPScenario
 from conformance.agent.scenario import AgentSetup
 from conformance.model.agent_timing import (
@@ -42,8 +44,8 @@ from conformance.model.opamp_agent import (
     poll_gaps,
     takes_heartbeat_offer,
 )
-from conformance.outcomes import NotJudged, not_applicable, not_judged
-from conformance.verdicts import Violation, Violations
+from conformance.outcomes import NotApplicable, OutOfScope, not_applicable, not_judged
+from conformance.verdicts import Violation, Violations, violations_of
 
 #: The heartbeat interval (seconds) offered to agents that take one, so that every
 #: message a scenario needs comes within about a second of the reply before it.
@@ -230,40 +232,73 @@ T = TypeVar("T")
 
 @dataclass
 class _Outcomes:
+    """What the scenarios of :func:`side_by_side` ended with, by weight of their verdict."""
+
     violations: list[Violation] = field(default_factory=list)
-    not_judged: list[NotJudged] = field(default_factory=list)
-    other: list[BaseException] = field(default_factory=list)
+    #: Harness errors (anything that is neither a finding nor a skip), and a timeout.
+    errors: list[BaseException] = field(default_factory=list)
+    #: *Not judged*, and a plain skip (which the plugin reads as not judged).
+    not_judged: list[Skipped] = field(default_factory=list)
+    #: *Not applicable*, then *out of scope*: they outweigh nothing else.
+    not_applicable: list[Skipped] = field(default_factory=list)
+    out_of_scope: list[Skipped] = field(default_factory=list)
+
+    def add(self, exc: BaseException) -> None:
+        found = violations_of(exc)
+        if found:
+            self.violations.extend(found)
+        elif isinstance(exc, NotApplicable):
+            self.not_applicable.append(exc)
+        elif isinstance(exc, OutOfScope):
+            self.out_of_scope.append(exc)
+        elif isinstance(exc, Skipped):
+            self.not_judged.append(exc)
+        else:
+            self.errors.append(exc)
+
+    def raise_weightiest(self) -> None:
+        """Findings first (they outrank "could not judge"), then a harness error, then
+        *not judged*, *not applicable*, *out of scope* (the plugin's order of weight)."""
+        if self.violations:
+            if len(self.violations) == 1:
+                raise self.violations[0]
+            raise Violations(self.violations)
+        for kind in (self.errors, self.not_judged, self.not_applicable, self.out_of_scope):
+            if kind:
+                raise kind[0]
 
 
 def side_by_side(calls: list[Callable[[], T]], timeout: float) -> list[T]:
     """Run independent scenarios at once (each in its own thread, bounded by ``timeout``
-    seconds in all); then raise every violation together, else the first *not judged*,
-    else any other error; return the results in order when all judged and held."""
+    seconds in all); then raise every violation together, else a harness error (a scenario
+    still running after ``timeout`` is one), else the first *not judged*, else the first
+    *not applicable* or *out of scope*; return the results in order when all judged and
+    held.
+
+    The bound is real: after ``timeout`` this returns (raising :class:`TimeoutError`)
+    without waiting for the scenarios still running. Each scenario bounds its own waits
+    (``--agent-start-timeout``, ``--agent-window``) and reaps its agent when it ends, so
+    the threads left behind end on their own; the interpreter joins them before it exits.
+    """
     outcomes = _Outcomes()
     results: list[T] = []
-    with ThreadPoolExecutor(max_workers=len(calls), thread_name_prefix="scenario") as pool:
+    pool = ThreadPoolExecutor(max_workers=len(calls), thread_name_prefix="scenario")
+    try:
         futures = [pool.submit(call) for call in calls]
         _, pending = wait(futures, timeout=timeout)
-        if pending:
-            raise TimeoutError(f"{len(pending)} scenario(s) still running after {timeout:g} s")
-        for future in futures:
-            exc = future.exception()
-            if exc is None:
-                results.append(future.result())
-            elif isinstance(exc, Violation):
-                outcomes.violations.append(exc)
-            elif isinstance(exc, Violations):
-                outcomes.violations.extend(exc.items)
-            elif isinstance(exc, NotJudged):
-                outcomes.not_judged.append(exc)
-            else:
-                outcomes.other.append(exc)
-    if outcomes.other:
-        raise outcomes.other[0]
-    if outcomes.violations:
-        if len(outcomes.violations) == 1:
-            raise outcomes.violations[0]
-        raise Violations(outcomes.violations)
-    if outcomes.not_judged:
-        raise outcomes.not_judged[0]
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+    for future in futures:
+        if future in pending:
+            continue
+        exc = future.exception()
+        if exc is None:
+            results.append(future.result())
+        else:
+            outcomes.add(exc)
+    if pending:
+        outcomes.errors.insert(
+            0, TimeoutError(f"{len(pending)} scenario(s) still running after {timeout:g} s")
+        )
+    outcomes.raise_weightiest()
     return results
