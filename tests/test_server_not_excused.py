@@ -18,7 +18,6 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Callable, Iterator
-from types import TracebackType
 from typing import Any
 
 import pytest
@@ -38,7 +37,7 @@ from fixtures.reference.fleet_twins import InvalidToken403
 from fixtures.reference.logic import OpAMPLogic, error_reply
 from fixtures.reference.twins import ErrorWithFields
 from tests.misbehaving import AiohttpServer
-from tests.test_vacuous_passes import FakeSession, NeverErrors, ends
+from tests.test_vacuous_passes import FakeSession, NeverErrors, StandInDriver, ends
 
 HTTP = Transport.HTTP
 TOKEN = base64.b64encode(b"not-excused-id:not-excused-secret").decode()
@@ -277,7 +276,7 @@ def test_fleet_status_answer_that_is_not_fleets_with_a_token_is_judged() -> None
 Answer = Callable[[AgentToServer, int], Exchange]
 
 
-class Scripted:
+class Scripted(StandInDriver):
     """Stands in for a driver: ``answer(msg, n)`` says what the n-th send of ``msg`` gets."""
 
     transport = "http"
@@ -290,20 +289,6 @@ class Scripted:
         key = msg.SerializeToString()
         self.tries[key] = self.tries.get(key, 0) + 1
         return self.answer(msg, self.tries[key])
-
-    def close(self) -> None:
-        pass
-
-    def __enter__(self) -> Scripted:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 class ScriptedClients:
