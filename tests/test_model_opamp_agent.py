@@ -144,6 +144,24 @@ def test_websocket_messages_may_cross_a_reply() -> None:
     seen[2] = rec(heartbeat(uid, 2), 0.3, transport="ws", connection=1)
     assert "ReportFullState" in (check_full_on_flag(seen) or "")
     assert unanswered(seen[:1], frozenset({"full"})) == ["full"]
+    # A bare message that crossed the reply answers nothing: still unjudged.
+    assert unanswered(seen[:2], frozenset({"full"})) == ["full"]
+
+
+def test_full_status_sent_as_the_flag_arrives_answers_it() -> None:
+    """A fast WebSocket agent answers ReportFullState within the crossing time; with no
+    later message (the connection then failed), that full message still judges the flag."""
+    uid = new_uid()
+    seen = [
+        rec(heartbeat(uid, 0), 0.0, Reply("full"), transport="ws", connection=1),
+        rec(full_status(uid, 1), 0.001, Reply("500"), transport="ws", connection=1),
+    ]
+    assert unanswered(seen, frozenset({"full"})) == []
+    assert check_full_on_flag(seen) is None
+    # A crossing message without full status, and nothing after it: not judged, not failed.
+    seen[1] = rec(heartbeat(uid, 1), 0.001, Reply("500"), transport="ws", connection=1)
+    assert unanswered(seen, frozenset({"full"})) == ["full"]
+    assert check_full_on_flag(seen) is None
 
 
 def test_uid_must_follow_the_assignment_only() -> None:

@@ -225,13 +225,24 @@ def _after_reply(
 
 
 def unanswered(seen: Sequence[Received], kinds: frozenset[str]) -> list[str]:
-    """Replies of these kinds that no later message followed (their rule was not judged)."""
+    """Replies of these kinds that no later message followed (their rule was not judged).
+
+    A ReportFullState reply is answered too when a message that crossed it over
+    WebSocket already carried full status (a fast agent's answer, see
+    :func:`check_full_on_flag`)."""
     pairs = decoded(seen)
     return [
         str(item.reply)
         for n, (item, _) in enumerate(pairs)
-        if item.reply.kind in kinds and item.sent is not None and not _after_reply(pairs, n)[1]
+        if item.reply.kind in kinds and item.sent is not None and not _followed(pairs, n)
     ]
+
+
+def _followed(pairs: list[tuple[Received, AgentToServer]], n: int) -> bool:
+    crossing, after = _after_reply(pairs, n)
+    if after:
+        return True
+    return pairs[n][0].reply.kind == "full" and any(not agent_missing(m) for m in crossing)
 
 
 def check_full_on_flag(seen: Sequence[Received]) -> str | None:
@@ -242,9 +253,11 @@ def check_full_on_flag(seen: Sequence[Received]) -> str | None:
         if item.reply.kind != "full" or item.sent is None:
             continue
         crossing, after = _after_reply(pairs, n)
+        if any(not agent_missing(m) for m in crossing):
+            continue  # full status followed at once (sent as the reply arrived): held
         if not after or after[0].HasField("agent_disconnect"):
             continue
-        if not any(not agent_missing(m) for m in [*crossing, after[0]]):
+        if agent_missing(after[0]):
             nxt = after[0]
             return (
                 f"the reply to seq {msg.sequence_num} set ReportFullState; the next message"
