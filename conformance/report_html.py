@@ -95,6 +95,10 @@ def _banner(report: dict[str, Any]) -> str:
     )
     if cert["interrupted"]:
         missing = "<li>the run was interrupted (SIGINT or SIGTERM)</li>" + missing
+    if cert["blockers"] and cert["not_judged"]:
+        # What blocks comes first; the requirements not judged are in their entries below.
+        count = len(cert["not_judged"])
+        missing = f"<li>also {count} requirement{'s' * (count != 1)} not judged (see below)</li>"
     applicable = ""
     if cert["not_applicable"]:
         names = ", ".join(n["id"] for n in cert["not_applicable"])
@@ -105,7 +109,8 @@ def _banner(report: dict[str, Any]) -> str:
     lists = "".join(f"<ul class=blockers>{items}</ul>" for items in (blockers, missing) if items)
     return (
         f'<div class="banner {_BANNER_CSS[headline]}" id="certification">{escape(headline)}'
-        f'<div class="rule">{escape(cert["rule"])}</div>{lists}{applicable}</div>'
+        f'<details class="rule"><summary>the rule</summary>{escape(cert["rule"])}</details>'
+        f"{lists}{applicable}</div>"
     )
 
 
@@ -193,8 +198,8 @@ def render(report: dict[str, Any]) -> str:
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
         f"<title>fleet-conformance: {escape(targets)}</title><style>{_CSS}</style></head>"
         f'<body><h1>fleet-conformance report</h1><div class="meta">{meta}</div>'
-        f"{_banner(report)}{_scope(report)}"
-        f'<section id="summary">{_counts_table(requirements)}</section>'
+        f'{_banner(report)}<section id="summary">{_counts_table(requirements)}</section>'
+        f"{_scope(report)}"
         f'<section id="requirements">{body}</section></body></html>\n'
     )
 
