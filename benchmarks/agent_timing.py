@@ -26,7 +26,7 @@ from typing import Any
 
 from benchmarks import emit
 from conformance.agent import reference
-from tests.suite_runner import suite_command
+from tests.suite_runner import suite_command, suite_env
 
 #: The goal for a complete verdict, in seconds of wall time.
 GOAL_SECONDS = 300.0
@@ -44,7 +44,7 @@ def timed_run(transport: str, profile: str, jobs: int) -> dict[str, Any]:
         args += ["-n", str(jobs)]
     with tempfile.TemporaryDirectory(prefix="fc-agent-timing-") as work:
         command = suite_command(args, Path(work) / "reports")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+        env = suite_env()
         started = time.monotonic()
         proc = subprocess.run(
             command,

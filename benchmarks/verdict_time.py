@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -26,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import emit
-from tests.suite_runner import suite_command
+from tests.suite_runner import suite_command, suite_env
 
 PARTS = {
     "server": ["--exclude-requirement=FLEET-AGT-*", "--exclude-requirement=AGT-*"],
@@ -74,7 +73,7 @@ def timed_run(profile: str, part: str, jobs: int) -> dict[str, Any]:
         if jobs > 1:
             args += ["-n", str(jobs)]
         command = suite_command(args, Path(work) / "reports")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+        env = suite_env()
         started = time.monotonic()
         proc = subprocess.Popen(
             command,

@@ -12,7 +12,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from conformance.report_junit import judged_over
+from conformance.scope import judged_over
 
 VERDICT_ORDER = ("fail", "error", "warn", "not judged", "pass", "not applicable")
 LEVELS = ("MUST", "SHOULD", "MAY", "INFO")

@@ -15,6 +15,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+from conformance.scope import judged_over
+
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
@@ -92,13 +94,6 @@ def render(report: dict[str, Any], areas: dict[str, str]) -> bytes:
     ET.indent(root)
     document: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
     return document
-
-
-def judged_over(scope: dict[str, Any]) -> str:
-    """``"OpAMP server: http, ws; OpAMP agent: http"``: the transports judged, by role."""
-    return "; ".join(
-        f"{part}: {', '.join(names)}" for part, names in scope["transports_judged"].items()
-    )
 
 
 def _properties(suite: ET.Element, report: dict[str, Any]) -> None:

@@ -88,3 +88,10 @@ class Scope:
         if self.parts_not_tested:
             line += "; not under test: " + ", ".join(p.value for p in self.parts_not_tested)
         return line
+
+
+def judged_over(scope: dict[str, Any]) -> str:
+    """``"OpAMP server: http, ws; OpAMP agent: http"``: the transports judged, by role."""
+    return "; ".join(
+        f"{part}: {', '.join(names)}" for part, names in scope["transports_judged"].items()
+    )

@@ -50,12 +50,17 @@ def suite_command(args: list[str], report_dir: Path) -> list[str]:
     ]
 
 
+def suite_env() -> dict[str, str]:
+    """This process's environment less pytest's own variables, for a nested suite run."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+
+
 def run_suite(args: list[str], workdir: Path, timeout: float = RUN_TIMEOUT) -> SuiteRun:
     """Run ``pytest <suite> ARGS`` in ``workdir`` (own Hypothesis database) and collect results."""
     workdir.mkdir(parents=True, exist_ok=True)
     report_dir = workdir / "reports"
     command = suite_command(args, report_dir)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    env = suite_env()
     proc = subprocess.run(
         command,
         cwd=workdir,
