@@ -72,7 +72,7 @@ def build_report(
         "counts": counts,
         "certification": certification_of(results, strict, scope.interrupted).to_json(),
         "requirements": requirements,
-    }
+    } | ({"coverage": results.coverage} if results.coverage else {})
 
 
 def write_report(report: dict[str, Any], directory: Path) -> Path:

@@ -7,6 +7,7 @@ project's own tests load it too and must not start targets or write reports.
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import random
 from collections.abc import Generator
 from pathlib import Path
@@ -27,6 +28,7 @@ from conformance.plugin.fixtures import (
     observe,
     opamp,
     opamp_agent_setup,
+    scenario_features,
     target,
     transport,
 )
@@ -43,6 +45,7 @@ from conformance.plugin.options import (
     strict_mode,
 )
 from conformance.plugin.results import (
+    COVERAGE_KEY,
     NOTE_KEY,
     RECORD_KEY,
     TRANSPORT_KEY,
@@ -68,6 +71,7 @@ __all__ = [
     "observe",
     "opamp",
     "opamp_agent_setup",
+    "scenario_features",
     "target",
     "transport",
 ]
@@ -305,6 +309,9 @@ class _Recorder:
         records = [str(v) for k, v in report.user_properties if k == RECORD_KEY]
         for record in records:
             self.results.add(report.nodeid, decode(record), transports)
+        coverage = report.user_properties if report.when == "call" else []
+        for text in (str(v) for k, v in coverage if k == COVERAGE_KEY):
+            self.results.coverage.append(json.loads(text) | {"test": report.nodeid})
         if report.failed and not records:
             # No verdict record: the test never reached our makereport hook (an xdist
             # worker crashed under it). Whatever it would have judged is unknown.

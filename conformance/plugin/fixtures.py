@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -13,8 +14,9 @@ from conformance.drivers.ws import WsDriver
 from conformance.outcomes import out_of_scope
 from conformance.plugin.embedded import EmbeddedError
 from conformance.plugin.options import Options, read_options
-from conformance.plugin.results import NOTE_KEY, TRANSPORT_KEY
+from conformance.plugin.results import COVERAGE_KEY, NOTE_KEY, TRANSPORT_KEY
 from conformance.plugin.targets import TargetSession
+from conformance.scenarios.coverage import FeatureRecord
 from conformance.scope import Part
 from conformance.target import Target, Transport
 
@@ -146,6 +148,17 @@ def observe(request: pytest.FixtureRequest) -> Callable[[str], None]:
         node.user_properties.append((NOTE_KEY, text))
 
     return note
+
+
+@pytest.fixture
+def scenario_features(request: pytest.FixtureRequest) -> Callable[[FeatureRecord], None]:
+    """Record the scenario features a drift test reached (the report's ``coverage``)."""
+    node = request.node
+
+    def record(features: FeatureRecord) -> None:
+        node.user_properties.append((COVERAGE_KEY, json.dumps(features.to_json())))
+
+    return record
 
 
 @pytest.fixture(scope="session")

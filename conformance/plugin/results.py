@@ -32,6 +32,8 @@ NOTE_KEY = "conformance-observation"
 #: ``user_properties`` key of a transport a test used: ``"<part>/<transport>"``
 #: (``"OpAMP server/ws"``, ``"OpAMP agent/http"``).
 TRANSPORT_KEY = "conformance-transport"
+#: ``user_properties`` key of the scenario features a drift test reached (JSON).
+COVERAGE_KEY = "conformance-coverage"
 
 
 def requirement_ids(item: pytest.Item) -> list[str]:
@@ -236,6 +238,8 @@ class Results:
     #: Harness errors outside any requirement: a test that ended without a verdict
     #: record (an xdist worker that crashed), a collection error.
     orphans: list[str] = field(default_factory=list)
+    #: Scenario features each drift test reached (the report's ``coverage``).
+    coverage: list[dict[str, Any]] = field(default_factory=list)
 
     def add(self, nodeid: str, findings: list[Finding], transports: Iterable[str] = ()) -> None:
         if any(f.verdict.judged for f in findings):

@@ -70,6 +70,21 @@ FIELD_CAPS = (
 )
 MAX_AGENTS = 3
 AGENT_NAMES = "ABC"
+_FIELD_MASK = sum(FIELD_CAPS)
+
+
+def capability_change(first: int, now: int) -> str:
+    """How the status-bearing capabilities moved from ``first`` to ``now``."""
+    added = now & _FIELD_MASK & ~first
+    removed = first & _FIELD_MASK & ~now
+    if added and removed:
+        return "both"
+    return "added" if added else "removed" if removed else "same"
+
+
+def feature_key(rule: str, kind: str, content: str, change: str) -> str:
+    """A scenario feature as text (see :mod:`conformance.scenarios.coverage`)."""
+    return f"{rule}|{kind}|{content}|caps-{change}"
 
 
 class Content(enum.Enum):
@@ -80,6 +95,9 @@ class Content(enum.Enum):
     DESCRIBED = "described"
     #: no agent_description (a heartbeat when no sub-message at all).
     BARE = "bare"
+    #: full status for the capabilities the agent declared first: partial once
+    #: it has added one since, full (with extras) when it has only dropped some.
+    FORMER = "former"
 
 
 class Kind(enum.Enum):
@@ -207,19 +225,22 @@ _KIND_WEIGHTS: dict[Focus, list[Kind]] = {
         Kind.REOPEN,
     ],
 }
+#: Drift runs: partial status twice as often as full, and former status too.
+_MOSTLY_PARTIAL = [
+    Content.BARE,
+    Content.BARE,
+    Content.DESCRIBED,
+    Content.DESCRIBED,
+    Content.FULL,
+    Content.FORMER,
+]
 _CONTENT_WEIGHTS: dict[Focus, list[Content]] = {
     Focus.NEW: [Content.BARE, Content.FULL, Content.DESCRIBED],
-    Focus.GAP: [Content.BARE, Content.BARE, Content.DESCRIBED, Content.DESCRIBED, Content.FULL],
-    Focus.RECONNECT: [
-        Content.BARE,
-        Content.BARE,
-        Content.DESCRIBED,
-        Content.DESCRIBED,
-        Content.FULL,
-    ],
+    Focus.GAP: _MOSTLY_PARTIAL,
+    Focus.RECONNECT: _MOSTLY_PARTIAL,
     Focus.CAPS: [Content.DESCRIBED, Content.BARE, Content.FULL],
-    Focus.STATELESS: [Content.BARE, Content.BARE, Content.DESCRIBED, Content.FULL],
-    Focus.SHOULD: [Content.BARE, Content.FULL, Content.DESCRIBED],
+    Focus.STATELESS: [Content.BARE, Content.BARE, Content.DESCRIBED, Content.FULL, Content.FORMER],
+    Focus.SHOULD: [Content.BARE, Content.FULL, Content.DESCRIBED, Content.FORMER],
 }
 _FIRST_WEIGHTS: dict[Focus, list[Content]] = {
     Focus.NEW: [Content.BARE, Content.BARE, Content.FULL, Content.DESCRIBED],
@@ -288,10 +309,17 @@ def scenarios(focus: Focus, max_steps: int) -> st.SearchStrategy[Scenario]:
 # --- messages ------------------------------------------------------------------
 
 
-def build_message(uid: bytes, seq: int, caps: int, content: Content, mask: int) -> AgentToServer:
-    """A message with the status ``content`` asks for; ``mask`` picks the partial fields."""
+def build_message(
+    uid: bytes, seq: int, caps: int, content: Content, mask: int, first_caps: int = 0
+) -> AgentToServer:
+    """A message with the status ``content`` asks for; ``mask`` picks the partial fields.
+
+    ``first_caps``: the capabilities the agent declared first (for ``FORMER``).
+    """
     if content is Content.FULL:
         return full_status(uid, seq, caps)
+    if content is Content.FORMER:
+        return partial_status(uid, seq, caps, required_status_fields(first_caps or caps))
     extras = [f for f in required_status_fields(caps) if f != "agent_description"]
     chosen = [f for i, f in enumerate(extras) if mask >> i & 1]
     if content is Content.DESCRIBED:
@@ -318,6 +346,8 @@ class Tally:
     evidence: dict[str, str] = field(default_factory=dict)
     must_chances: dict[str, int] = field(default_factory=dict)
     refusals: Refusals = field(default_factory=Refusals)
+    #: Scenario features judged (:mod:`conformance.scenarios.coverage`), as text.
+    reached: set[str] = field(default_factory=set)
 
     def chance(self, rule: str) -> None:
         """One reply on which MUST ``rule`` was judged (held or not)."""
@@ -390,6 +420,8 @@ class _Agent:
     caps: int
     seq: int = -1
     last: AgentToServer | None = None
+    #: What the last message carried (a duplicate carries the same).
+    last_content: Content = Content.FULL
     history: AgentHistory = UNKNOWN
     #: The model cannot judge this agent until it sends full status again
     #: (after an error reply or a server-assigned uid).
@@ -413,6 +445,8 @@ class DriftRun:
         self.transcript = Transcript()
         self.lines: list[str] = []
         self.last_seq_any = 0
+        #: The step kind and content of the message being exchanged (for features).
+        self._doing: tuple[str, Content] = ("first", Content.FULL)
 
     def play(self, scenario: Scenario) -> None:
         agents = [
@@ -439,11 +473,14 @@ class DriftRun:
 
     def _first(self, agent: _Agent) -> None:
         plan = agent.plan
+        self._doing = ("first", plan.first)
         self._send(agent, plan.first_seq, plan.first, plan.mask, first=True)
 
     def _step(self, agent: _Agent, step: Step) -> None:
         kind, content, arg = step.kind, step.content, step.arg
         mask = agent.plan.mask ^ arg
+        shown = Content.FULL if kind is Kind.ANSWER else content
+        self._doing = (kind.value, agent.last_content if kind is Kind.DUPLICATE else shown)
         if kind is Kind.NEXT:
             self._send(agent, agent.seq + 1, content, mask)
         elif kind is Kind.ANSWER:
@@ -487,7 +524,8 @@ class DriftRun:
     def _send(
         self, agent: _Agent, seq: int, content: Content, mask: int, *, first: bool = False
     ) -> None:
-        msg = build_message(agent.uid, seq, agent.caps, content, mask)
+        msg = build_message(agent.uid, seq, agent.caps, content, mask, agent.plan.caps)
+        agent.last_content = content
         self._exchange(agent, msg, first=first)
 
     # -- judging --
@@ -518,6 +556,7 @@ class DriftRun:
         agent.reconnected = False
         self.tally.refusals.judge()
         self.lines.append(head + " | " + _expectation_text(judgement, flag))
+        self._reach(agent, msg, judgement, first)
         self._judge(agent, msg, judgement, flag, first)
         agent.history = next_history(agent.history, msg, flag)
         new_uid = reply.agent_identification.new_instance_uid
@@ -525,6 +564,17 @@ class DriftRun:
             agent.uid = new_uid
             agent.uncertain = True
             self.lines.append(f"    {agent.name}: adopted new instance_uid {new_uid[:4].hex()}")
+
+    def _reach(self, agent: _Agent, msg: AgentToServer, judgement: Judgement, first: bool) -> None:
+        """Record the judged exchange's scenario feature (rule, step, status, capability change)."""
+        rule = judgement.rule
+        if rule is None:
+            return
+        if first and rule == "SRV-FS-NEW" and msg.HasField("agent_description"):
+            rule = "SRV-FS-CAPS"
+        kind, content = self._doing
+        change = capability_change(agent.plan.caps, agent.caps)
+        self.tally.reached.add(feature_key(rule, kind, content.value, change))
 
     def _judge(
         self, agent: _Agent, msg: AgentToServer, judgement: Judgement, flag: bool, first: bool

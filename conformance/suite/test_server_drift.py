@@ -9,6 +9,7 @@ error_response, say) ends *not judged*, never as a pass.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -17,20 +18,34 @@ from conformance.messages import full_status, heartbeat, new_uid
 from conformance.plugin.fixtures import Clients
 from conformance.profiles import active
 from conformance.properties import conformance_property
+from conformance.scenarios import coverage
+from conformance.scenarios.coverage import FeatureRecord
 from conformance.scenarios.drift import DriftRun, Focus, Scenario, Tally, scenarios
 from conformance.target import Transport
 from conformance.verdicts import Violation, Violations
 from conformance.wire import AgentCap, ServerFlag
 
 
-def _play(opamp: Clients, transport: Transport, focus: Focus) -> Tally:
+def _play(
+    opamp: Clients, transport: Transport, focus: Focus, record: Callable[[FeatureRecord], None]
+) -> Tally:
+    """Generated scenarios, then a template for every required feature they missed."""
     tally = Tally()
+    required = coverage.required(focus)
+    generated: set[str] | None = None
 
-    @conformance_property(scenario=scenarios(focus, active().stateful_step_count))
-    def run(scenario: Scenario) -> None:
+    def play(scenario: Scenario) -> None:
         DriftRun(lambda: opamp.open(transport), focus, tally, new_uid).play(scenario)
 
-    run()
+    try:
+        conformance_property(scenario=scenarios(focus, active().stateful_step_count))(play)()
+        generated = set(tally.reached)
+        for feature in sorted(required):
+            if str(feature) not in tally.reached:
+                play(coverage.template(feature))
+    finally:
+        by_generation = set(tally.reached) if generated is None else generated
+        record(FeatureRecord(focus.value, transport.value, required, tally.reached, by_generation))
     if focus is not Focus.SHOULD:
         tally.require_judged(focus)
     return tally
@@ -38,40 +53,42 @@ def _play(opamp: Clients, transport: Transport, focus: Focus) -> Tally:
 
 @pytest.mark.requirement("SRV-FS-NEW")
 def test_unknown_agent_with_partial_status_is_asked_for_full(
-    opamp: Clients, transport: Transport
+    opamp: Clients, transport: Transport, scenario_features: Callable[[FeatureRecord], None]
 ) -> None:
     """A first message without full status gets ReportFullState."""
-    _play(opamp, transport, Focus.NEW)
+    _play(opamp, transport, Focus.NEW, scenario_features)
 
 
 @pytest.mark.requirement("SRV-FS-GAP")
 def test_sequence_drift_is_answered_with_full_state_request(
-    opamp: Clients, transport: Transport
+    opamp: Clients, transport: Transport, scenario_features: Callable[[FeatureRecord], None]
 ) -> None:
     """Gaps, duplicates, backwards numbers and resets to 0 with partial status get the flag."""
-    _play(opamp, transport, Focus.GAP)
+    _play(opamp, transport, Focus.GAP, scenario_features)
 
 
 @pytest.mark.requirement("SRV-FS-RECONNECT")
 def test_reconnect_with_sequence_zero_is_asked_for_full(
-    opamp: Clients, transport: Transport
+    opamp: Clients, transport: Transport, scenario_features: Callable[[FeatureRecord], None]
 ) -> None:
     """After agent_disconnect, a return with sequence_num 0 and partial status gets the flag."""
-    _play(opamp, transport, Focus.RECONNECT)
+    _play(opamp, transport, Focus.RECONNECT, scenario_features)
 
 
 @pytest.mark.requirement("SRV-FS-CAPS")
 def test_full_status_is_judged_by_declared_capabilities(
-    opamp: Clients, transport: Transport
+    opamp: Clients, transport: Transport, scenario_features: Callable[[FeatureRecord], None]
 ) -> None:
     """agent_description alone is not full status when a declared capability asks for more."""
-    _play(opamp, transport, Focus.CAPS)
+    _play(opamp, transport, Focus.CAPS, scenario_features)
 
 
 @pytest.mark.requirement("SRV-FS-QUIET", "SRV-FS-QUIET-FULL")
-def test_no_full_state_request_without_drift(opamp: Clients, transport: Transport) -> None:
+def test_no_full_state_request_without_drift(
+    opamp: Clients, transport: Transport, scenario_features: Callable[[FeatureRecord], None]
+) -> None:
     """Contiguous messages, and messages with full status, are not asked for full status."""
-    tally = _play(opamp, transport, Focus.SHOULD)
+    tally = _play(opamp, transport, Focus.SHOULD, scenario_features)
     found = tally.findings()
     if found:
         # A rule that never had a chance is not judged, not passed, beside a finding.
