@@ -73,7 +73,9 @@ def required(focus: Focus) -> frozenset[Feature]:
     if focus is Focus.CAPS:
         return frozenset({Feature("SRV-FS-CAPS", FIRST, Content.DESCRIBED.value, SAME)})
     if focus is Focus.GAP:
-        return frozenset(_drift_features("SRV-FS-GAP", _DRIFT_KINDS))
+        # A gap in the first message on a new connection: state kept per agent, not per socket.
+        reopened = {Feature("SRV-FS-GAP", Kind.REOPEN.value, c, SAME) for c in _PARTIAL}
+        return frozenset(_drift_features("SRV-FS-GAP", _DRIFT_KINDS) | reopened)
     if focus is Focus.RECONNECT:
         return frozenset(_drift_features("SRV-FS-RECONNECT", (Kind.RECONNECT,)))
     if focus is Focus.SHOULD:
@@ -107,7 +109,7 @@ def template(feature: Feature) -> Scenario:
     kind = Kind(feature.kind)
     if kind is Kind.DUPLICATE:
         steps.append(Step(0, Kind.NEXT, content, 0))
-    steps.append(Step(0, kind, content, 2 if kind is Kind.GAP else 1))
+    steps.append(Step(0, kind, content, 2 if kind in (Kind.GAP, Kind.REOPEN) else 1))
     return Scenario((agent,), tuple(steps))
 
 

@@ -112,7 +112,7 @@ class Kind(enum.Enum):
     GOODBYE = "goodbye"  # contiguous agent_disconnect (WebSocket: socket closed after)
     RECONNECT = "reconnect"  # goodbye, then seq 0
     CAPS = "caps"  # contiguous message with other capabilities
-    REOPEN = "reopen"  # WebSocket: close and reopen the socket, then contiguous
+    REOPEN = "reopen"  # close and reopen the connection, then contiguous (arg 2..5: a gap)
 
 
 class Focus(enum.Enum):
@@ -512,7 +512,8 @@ class DriftRun:
             agent.driver.close()
             agent.reconnected = True
             self.lines.append(f"    {agent.name}: connection closed and reopened")
-            self._send(agent, agent.seq + 1, content, mask)
+            # arg 2..5: the first message on the new connection skips numbers too.
+            self._send(agent, agent.seq + (arg if arg >= 2 else 1), content, mask)
 
     def _goodbye(self, agent: _Agent) -> None:
         self._exchange(agent, goodbye(agent.uid, agent.seq + 1, agent.caps))
