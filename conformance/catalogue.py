@@ -318,6 +318,14 @@ REQUIREMENTS += (
         _fleet("internal/pkg/api/handleCheckin.go"),
     ),
     Requirement(
+        "FLEET-SRV-ACK",
+        Level.MUST,
+        _S,
+        "An enrolled agent's acks with a list of events get 200 with action acks and one item"
+        " per event, each with status 200, so the agent knows every action result arrived",
+        _fleet("internal/pkg/api/handleAck.go"),
+    ),
+    Requirement(
         "FLEET-SRV-STATUS",
         Level.MUST,
         _S,

@@ -36,6 +36,7 @@ from conformance.fleet.client import (
     FleetCall,
     FleetClient,
     FleetTranscript,
+    acks_path,
     api_key,
     broken,
     changed_api_key,
@@ -453,6 +454,62 @@ def test_enrolment_succeeds_and_its_key_checks_in(fleet: Fleet) -> None:
             + (f" ({checked.exchange.problem.value})" if checked.exchange.problem else ""),
             transcript.render(),
         )
+
+
+#: Events of one ack: two action results, as an agent sends after running actions.
+ACK_EVENTS = 2
+
+
+def _ack_events(agent_id: str) -> list[dict[str, str]]:
+    return [
+        {
+            "type": "ACTION_RESULT",
+            "subtype": "ACKNOWLEDGED",
+            "agent_id": agent_id,
+            "action_id": str(uuid.uuid4()),
+            "message": f"fleet-conformance ack {n}",
+            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
+        }
+        for n in range(ACK_EVENTS)
+    ]
+
+
+def ack_problem(call: FleetCall, events: int) -> str | None:
+    """What is wrong with the answer to an ack of ``events`` events (None: nothing)."""
+    if call.status != 200:
+        return f"the ack answered HTTP {call.status}, expected 200"
+    body = call.json
+    if not isinstance(body, dict) or body.get("action") != "acks":
+        return "the ack's 200 answer is not JSON with action 'acks'"
+    items = body.get("items")
+    if not isinstance(items, list) or len(items) != events:
+        count = len(items) if isinstance(items, list) else "no"
+        return f"the ack of {events} events answered {count} items, expected one per event"
+    refused = [i for i in items if not isinstance(i, dict) or i.get("status") != 200]
+    if refused or body.get("errors") is True:
+        return f"the ack of well-formed events reported errors: {refused or body.get('errors')}"
+    return None
+
+
+@pytest.mark.requirement("FLEET-SRV-ACK")
+def test_acks_of_action_results_are_accepted(fleet: Fleet) -> None:
+    """An enrolled agent acks two action results: 200, action acks, one item of status 200 each."""
+    transcript = FleetTranscript()
+    agent_id, key = fleet.enrolled(transcript)
+    events = _ack_events(agent_id)
+    call = fleet.call(
+        transcript,
+        lambda: fleet.client.call(
+            "POST",
+            acks_path(agent_id),
+            api_key=key,
+            json_body={"events": events},
+            agent=fleet.agent,
+        ),
+    )
+    problem = ack_problem(call, len(events))
+    if problem is not None:
+        raise Violation("FLEET-SRV-ACK", problem, transcript.render())
 
 
 @pytest.mark.requirement("FLEET-SRV-CHECKIN-401", "FLEET-SRV-ERROR-SHAPE")
