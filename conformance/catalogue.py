@@ -474,8 +474,9 @@ REQUIREMENTS += (
         "AGT-ROBUST",
         Level.SHOULD,
         _A,
-        "An unexpected reply (empty, no instance_uid, wrong Content-Type, garbage, 500) does not "
-        "stop the agent: it keeps talking (suite rule)",
+        "An unexpected or failing reply (empty, no instance_uid, wrong Content-Type, garbage,"
+        " 500, throttling, a refused or closed connection) does not stop the agent: it keeps"
+        " talking (suite rule)",
         _spec("servertoagent-message"),
     ),
     Requirement(

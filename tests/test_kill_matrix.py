@@ -2,7 +2,9 @@
 
 Each twin must make the suite report exactly the requirement IDs listed for
 it in ``fixtures/kill_matrix.toml`` and end with the certification verdict
-recorded there; the reference must produce no finding and be CERTIFIED.
+recorded there; the reference must produce no finding and be CERTIFIED. A
+case run with a wire variant (``<case>+<variant>``, see ``VARIANTS`` in
+``fixtures/kill_matrix.py``) must report exactly what its case reports.
 The Hypothesis seed comes from ``KILL_MATRIX_SEED`` (random otherwise, and
 printed so a failure can be reproduced).
 """

@@ -8,6 +8,11 @@ decoded body and the number of HTTP requests in flight at that moment.
 WebSocket upgrades take their answer from a separate connect plan, so
 connection failures can be scripted for WebSocket agents too.
 
+Request bodies are read as sent: aiohttp's own decompression is switched
+off, and a ``Content-Encoding: gzip`` body is decompressed here, with the
+size limit applied to what it decompresses to. Any other content coding is
+recorded as the message's problem, never guessed at.
+
 The server runs aiohttp on its own event loop in a daemon thread; every wait
 is bounded (a held reply at most ``hold`` seconds, shutdown a few seconds).
 """
@@ -49,6 +54,37 @@ from conformance.wire import (
 
 MAX_BODY = 4 << 20
 SERVER_CAPS = ServerCap.ACCEPTS_STATUS | ServerCap.OFFERS_CONNECTION_SETTINGS
+#: A gzip body may be a little larger on the wire than what it decompresses to.
+MAX_WIRE_BODY = MAX_BODY + MAX_BODY // 8 + 1024
+_READ = 1 << 16
+
+
+class UnsupportedEncoding(ValueError):
+    """A Content-Encoding other than gzip or identity (OpAMP allows gzip only)."""
+
+
+async def read_body(request: web.Request) -> bytes:
+    """The request body, decompressed when it is gzip; TooLarge past the limits.
+
+    Read to its end (a chunked body comes in pieces), at most :data:`MAX_WIRE_BODY`
+    bytes on the wire and :data:`MAX_BODY` once decompressed.
+    """
+    encoding = request.headers.get("Content-Encoding", "").strip().lower()
+    if encoding not in ("", "identity", "gzip"):
+        raise UnsupportedEncoding(f"Content-Encoding {encoding!r} is not gzip")
+    pieces: list[bytes] = []
+    size = 0
+    while piece := await request.content.read(_READ):
+        size += len(piece)
+        if size > MAX_WIRE_BODY:
+            raise TooLarge(f"body over {MAX_WIRE_BODY} bytes on the wire")
+        pieces.append(piece)
+    raw = b"".join(pieces)
+    if encoding == "gzip":
+        return gunzip_bounded(raw, MAX_BODY)
+    if len(raw) > MAX_BODY:
+        raise TooLarge(f"body over {MAX_BODY} bytes")
+    return raw
 
 
 @dataclass
@@ -88,6 +124,8 @@ class MockOpAMP:
         self._attempts: list[Connect] = []
         self._in_flight = 0
         self._connections = 0
+        #: The client's (address, port) of every plain-HTTP request, in arrival order.
+        self._http_peers: list[tuple[str, int]] = []
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._stop: asyncio.Event | None = None
@@ -135,7 +173,10 @@ class MockOpAMP:
         app = web.Application(client_max_size=MAX_BODY)
         app.router.add_post(DEFAULT_PATH, self._http)
         app.router.add_get(DEFAULT_PATH, self._ws)
-        runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.1)
+        # Bodies are decompressed by read_body, within its limits, and read as sent.
+        runner = web.AppRunner(
+            app, handle_signals=False, shutdown_timeout=0.1, auto_decompress=False
+        )
         await runner.setup()
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
@@ -173,6 +214,11 @@ class MockOpAMP:
     def attempts(self) -> list[Connect]:
         with self._lock:
             return list(self._attempts)
+
+    def http_peers(self) -> list[tuple[str, int]]:
+        """The client address and port of each plain-HTTP request: one per TCP connection."""
+        with self._lock:
+            return list(self._http_peers)
 
     def wait_for(self, count: int, timeout: float) -> list[Received]:
         """Messages once ``count`` arrived, or what arrived within ``timeout`` seconds."""
@@ -260,17 +306,18 @@ class MockOpAMP:
 
     async def _http(self, request: web.Request) -> web.StreamResponse:
         at = time.monotonic()
+        peer = request.transport.get_extra_info("peername") if request.transport else None
         with self._lock:
             self._in_flight += 1
             in_flight = self._in_flight
+            if isinstance(peer, tuple):
+                self._http_peers.append((str(peer[0]), int(peer[1])))
         try:
             reply = self._take()
             try:
-                raw = await request.content.read(MAX_BODY + 1)
-                if request.headers.get("Content-Encoding", "").lower() == "gzip":
-                    raw = gunzip_bounded(raw, MAX_BODY)
+                raw = await read_body(request)
                 msg, problem = self._decode(raw)
-            except (TooLarge, zlib.error, OSError) as exc:
+            except (TooLarge, UnsupportedEncoding, zlib.error, EOFError, OSError) as exc:
                 raw, msg, problem = b"", None, f"unreadable body: {exc}"
             with self._lock:
                 first = self._http_replies == 0

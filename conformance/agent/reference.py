@@ -7,6 +7,9 @@ scale: backoff from 0.25 s up to 1 s (Elastic Agent: 60 s up to 10 min).
 
 from __future__ import annotations
 
+import shlex
+from collections.abc import Sequence
+
 from conformance.model.agent_timing import Timing
 
 BACKOFF_INITIAL = 0.25
@@ -58,11 +61,14 @@ def opamp_command(
     transport: str = "http",
     backoff_scale: float = 1.0,
     poll: float = OPAMP_POLL,
+    extra: Sequence[str] = (),
 ) -> str:
     """The ``--agent-cmd`` template that launches the reference OpAMP agent (or a twin).
 
     ``backoff_scale`` multiplies its backoff constants (pass the same to
-    :func:`opamp_suite_args`); ``poll`` is its poll interval in seconds.
+    :func:`opamp_suite_args`); ``poll`` is its poll interval in seconds; ``extra``
+    are further command-line words for the agent (its wire variants, e.g. ``--gzip``),
+    quoted for the template as needed.
     """
     url = "{opamp_ws_url}" if transport == "ws" else "{opamp_url}"
     words = [
@@ -73,6 +79,10 @@ def opamp_command(
     ]
     if behaviour != "reference":
         words.append(f"--behaviour {behaviour}")
+    # Braces would be taken for template fields: an extra word must not contain any.
+    if any("{" in word or "}" in word for word in extra):
+        raise ValueError(f"agent arguments must not contain braces: {list(extra)}")
+    words += (shlex.quote(word) for word in extra)
     return " ".join(words)
 
 
@@ -81,10 +91,12 @@ def opamp_suite_args(
     transport: str = "http",
     backoff_scale: float = 1.0,
     poll: float = OPAMP_POLL,
+    extra: Sequence[str] = (),
 ) -> list[str]:
-    """Suite options that test the reference OpAMP agent (or a twin) at its time scale."""
+    """Suite options that test the reference OpAMP agent (or a twin) at its time scale;
+    ``extra`` as for :func:`opamp_command`."""
     return [
-        f"--agent-cmd={opamp_command(behaviour, transport, backoff_scale, poll)}",
+        f"--agent-cmd={opamp_command(behaviour, transport, backoff_scale, poll, extra)}",
         "--agent-protocol=opamp",
         f"--backoff-floor={OPAMP_TIMING.floor * backoff_scale:g}",
         f"--backoff-cap={OPAMP_TIMING.cap * backoff_scale:g}",

@@ -40,6 +40,12 @@ class WsDriver(Driver):
 
     Every call is bounded by ``timeout``. The reply to a message is the next
     message the server sends on the socket.
+
+    A server may close a socket between messages (a load balancer recycling
+    connections, a server closing after so many replies): as an agent would,
+    the next message then goes on a new socket, and the exchange's detail says
+    so. When a clean close (1000 or 1001) from the server crosses a message,
+    the message went unread: it is sent once more on a new socket.
     """
 
     transport = TRANSPORT
@@ -120,44 +126,95 @@ class WsDriver(Driver):
                 return opened
         conn = self._conn
         unsolicited = _drain(conn)
+        notes: list[str] = []
+        if conn.state is not State.OPEN:
+            # The server closed the socket while it was idle: start a new one.
+            notes.append(f"the server had closed the socket ({_close_text(conn)}); reopened")
+            opened = self.connect(sent=sent)
+            if self._conn is None:
+                return _noted(opened, notes)
+            conn = self._conn
         attempt = Attempt(TRANSPORT, sent, len(data))
         try:
-            conn.send(data)
-            answer = conn.recv(timeout=limit)
+            try:
+                conn.send(data)
+                answer = conn.recv(timeout=limit)
+            except ConnectionClosed as exc:
+                if not _recycled(exc):
+                    raise
+                # The server's clean close crossed the message: it was not read.
+                notes.append(
+                    f"the server closed the socket ({_close_text(conn)}) as the"
+                    " message was sent; sent again on a new socket"
+                )
+                opened = self.connect(sent=sent)
+                if self._conn is None:
+                    return _noted(opened, notes)
+                conn = self._conn
+                conn.send(data)
+                answer = conn.recv(timeout=limit)
         except TimeoutError:
             if conn.state is State.OPEN:
                 # A late answer would be taken for the reply to the next
                 # message: start the next exchange on a fresh socket instead.
                 self.close()
-                return attempt.finish(
+                timed_out = attempt.finish(
                     status=SWITCHING,
                     problem=Problem.TIMEOUT,
                     detail=f"no message within {limit:g} s",
                 )
+                return _noted(timed_out, notes)
             # We already failed the connection (sent a close frame after a
             # protocol error or an oversized message) and the server has not
             # closed TCP yet: the socket is gone, not silent.
             closing = conn.protocol.close_sent
             self.close()
-            return _dropped(attempt, closing, f"connection closing: sent {closing}")
+            return _noted(_dropped(attempt, closing, f"connection closing: sent {closing}"), notes)
         except PayloadTooBig as exc:
             self.close()
-            return attempt.finish(status=SWITCHING, problem=Problem.TOO_LARGE, detail=str(exc))
+            big = attempt.finish(status=SWITCHING, problem=Problem.TOO_LARGE, detail=str(exc))
+            return _noted(big, notes)
         except (ConnectionClosed, OSError) as exc:
             self.close()
             sent_close = exc.sent if isinstance(exc, ConnectionClosed) else None
-            return _dropped(attempt, sent_close, f"{type(exc).__name__}: {exc}")
+            dropped = _dropped(attempt, sent_close, f"{type(exc).__name__}: {exc}")
+            return _noted(dropped, notes)
         exchange = _decode_message(attempt, answer)
         if unsolicited:
-            note = f"{unsolicited} unsolicited server message(s) set aside before sending"
-            exchange = dataclasses.replace(
-                exchange, detail=f"{exchange.detail}; {note}" if exchange.detail else note
-            )
-        return exchange
+            notes.insert(0, f"{unsolicited} unsolicited server message(s) set aside before sending")
+        return _noted(exchange, notes)
 
 
 #: At most this many queued server messages are set aside before a send.
 _MAX_DRAIN = 64
+#: Close codes of a server ending a socket on purpose, with nothing wrong (RFC 6455 7.4.1).
+_CLEAN_CLOSES = frozenset({CloseCode.NORMAL_CLOSURE, CloseCode.GOING_AWAY})
+
+
+def _recycled(exc: ConnectionClosed) -> bool:
+    """Whether the server closed the socket first, cleanly (1000 or 1001)."""
+    return (
+        exc.rcvd is not None and exc.rcvd.code in _CLEAN_CLOSES and exc.rcvd_then_sent is not False
+    )
+
+
+def _close_text(conn: ClientConnection) -> str:
+    """The close the server sent, for the transcript."""
+    close = conn.protocol.close_rcvd
+    if close is None:
+        return "no close frame"
+    reason = f" {close.reason!r}" if close.reason else ""
+    return f"close {close.code}{reason}"
+
+
+def _noted(exchange: Exchange, notes: list[str]) -> Exchange:
+    """``exchange`` with ``notes`` added to its detail."""
+    if not notes:
+        return exchange
+    text = "; ".join(notes)
+    return dataclasses.replace(
+        exchange, detail=f"{exchange.detail}; {text}" if exchange.detail else text
+    )
 
 
 def _drain(conn: ClientConnection) -> int:

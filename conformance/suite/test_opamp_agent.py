@@ -97,8 +97,17 @@ KEEP_RUNNING = "keep the agent running through the scenario (see its output; che
 
 
 def _exited(sc: OpAMPScenario, what: str) -> None:
-    """*Not judged* when the agent exited before it could ``what``."""
+    """When the agent exited before it could ``what``: an AGT-ROBUST finding if it had
+    spoken (a server's reply ended it), else *not judged* (a start-up problem)."""
     if not sc.agent.running():
+        seen = sc.messages()
+        if seen:
+            raise Violation(
+                "AGT-ROBUST",
+                f"the agent exited (status {sc.agent.proc.returncode}) before it could {what};"
+                f" the last reply it got was {seen[-1].reply}",
+                sc.transcript(),
+            )
         not_judged(
             f"the agent exited (status {sc.agent.proc.returncode}) before it could {what}",
             KEEP_RUNNING,
