@@ -401,6 +401,15 @@ REQUIREMENTS += (
         _spec("plain-http-transport"),
     ),
     Requirement(
+        "AGT-BODY",
+        Level.MUST,
+        _A,
+        "Every message reads as an AgentToServer: a plain-HTTP body as sent, or gunzipped when"
+        " it says Content-Encoding: gzip (the only compression the spec names), and every"
+        " WebSocket message after its header",
+        _spec("plain-http-transport"),
+    ),
+    Requirement(
         "AGT-ONE-INFLIGHT",
         Level.MUST,
         _A,

@@ -240,9 +240,11 @@ def unanswered(seen: Sequence[Received], kinds: frozenset[str]) -> list[str]:
 
 def _followed(pairs: list[tuple[Received, AgentToServer]], n: int) -> bool:
     crossing, after = _after_reply(pairs, n)
-    if after:
+    full = pairs[n][0].reply.kind == "full"
+    if full and any(not agent_missing(m) for m in crossing):
         return True
-    return pairs[n][0].reply.kind == "full" and any(not agent_missing(m) for m in crossing)
+    # A goodbye is no answer to ReportFullState (check_full_on_flag skips it): not judged.
+    return bool(after) and not (full and after[0].HasField("agent_disconnect"))
 
 
 def check_full_on_flag(seen: Sequence[Received]) -> str | None:
@@ -317,6 +319,19 @@ def check_capabilities(seen: Sequence[Received]) -> str | None:
             return (
                 f"seq {msg.sequence_num} declares undefined capability bits"
                 f" {caps & ~AgentCap.ALL:#x} (defined: up to 0x8000)"
+            )
+    return None
+
+
+def check_decodable(seen: Sequence[Received]) -> str | None:
+    """AGT-BODY: every message the mock received decodes as an AgentToServer."""
+    for item in seen:
+        if item.message is None:
+            encoding = item.header("Content-Encoding")
+            how = f", Content-Encoding: {encoding}" if encoding else ""
+            return (
+                f"a {item.transport} message ({len(item.raw)} bytes{how}) could not be read as"
+                f" an AgentToServer: {item.problem}"
             )
     return None
 

@@ -533,7 +533,13 @@ class DriftRun:
 
     def _exchange(self, agent: _Agent, msg: AgentToServer, *, first: bool = False) -> None:
         driver = agent.driver
+        sockets = getattr(driver, "connects", 0)
         reply = converse(self.transcript, lambda: driver.send(msg), driver.close)
+        if sockets and getattr(driver, "connects", 0) != sockets:
+            # The server had closed the socket (a recycled connection): this message went
+            # on a new one, where a server may ask for full status.
+            agent.reconnected = True
+            self.lines.append(f"    {agent.name}: the server had closed the socket; reopened")
         agent.last = msg
         agent.seq = msg.sequence_num
         self.last_seq_any = msg.sequence_num

@@ -56,6 +56,7 @@ from conformance.model.opamp_agent import (
     bare,
     check_capabilities,
     check_content_type,
+    check_decodable,
     check_first_full,
     check_full_on_flag,
     check_heartbeat,
@@ -72,7 +73,7 @@ from conformance.model.opamp_agent import (
 from conformance.outcomes import not_applicable, not_judged
 from conformance.profiles import active
 from conformance.properties import conformance_property
-from conformance.verdicts import Findings, Violation
+from conformance.verdicts import Findings, Violation, Violations
 from conformance.wire import AgentCap
 
 FULL = Reply("full")
@@ -125,7 +126,13 @@ def conversation_plans(draw: st.DrawFn) -> list[Reply]:
 
 
 @pytest.mark.requirement(
-    "AGT-FIRST-FULL", "AGT-SEQ", "AGT-FULL-ON-FLAG", "AGT-UID", "AGT-NEW-UID", "AGT-CAPS"
+    "AGT-FIRST-FULL",
+    "AGT-SEQ",
+    "AGT-FULL-ON-FLAG",
+    "AGT-UID",
+    "AGT-NEW-UID",
+    "AGT-CAPS",
+    "AGT-BODY",
 )
 def test_messages_follow_the_model(opamp_agent_setup: AgentSetup) -> None:
     """Every message of a generated conversation is judged by the per-message rules."""
@@ -163,7 +170,14 @@ def test_messages_follow_the_model(opamp_agent_setup: AgentSetup) -> None:
 
 
 def judge_messages(sc: OpAMPScenario, seen: list[Received]) -> None:
+    """The per-message rules over what the agent sent; none is judged on nothing decoded."""
+    unreadable = check_decodable(seen)
+    if unreadable is not None and not any(item.message is not None for item in seen):
+        # Rules about messages cannot pass on messages that never decoded.
+        raise Violations([Violation("AGT-BODY", unreadable, sc.transcript())], complete=False)
     findings = Findings()
+    if unreadable is not None:
+        findings.add("AGT-BODY", unreadable, sc.transcript())
     checks: tuple[tuple[str, Callable[[list[Received]], str | None]], ...] = (
         ("AGT-FIRST-FULL", check_first_full),
         ("AGT-SEQ", check_sequence),
