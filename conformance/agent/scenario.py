@@ -38,8 +38,24 @@ class AgentSetup:
         return min(10.0, max(1.0, 2 * self.timing.floor))
 
 
+#: Ports handed to a launched agent come from below the kernel's ephemeral range, so
+#: that no outgoing connection takes one between the check and the agent's bind.
+_LISTEN_PORTS = (20000, 32000)
+_PORT_TRIES = 64
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
+    """A loopback port free now, for an agent to listen on (outside the ephemeral range)."""
+    low, high = _LISTEN_PORTS
+    for _ in range(_PORT_TRIES):
+        port = low + secrets.randbelow(high - low)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as sock:  # everything tried was taken: let the kernel pick
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
