@@ -75,13 +75,16 @@ class Loopback:
 
     def __init__(self, logic: OpAMPLogic) -> None:
         self.logic = logic
+        #: Like a WebSocket: one connection until closed (twins may key state on it).
+        self.connection = object()
 
     def send(self, msg: AgentToServer, *, timeout: float | None = None) -> Exchange:
         attempt = Attempt("http", msg, msg.ByteSize())
+        self.logic.connection = self.connection
         return attempt.finish(status=200, reply=self.logic.handle(msg))
 
     def close(self) -> None:
-        pass
+        self.connection = object()
 
 
 def rates(behaviour: str, focus: Focus) -> dict[str, float]:
