@@ -318,6 +318,16 @@ REQUIREMENTS += (
         _fleet("internal/pkg/api/handleCheckin.go"),
     ),
     Requirement(
+        "FLEET-SRV-BAD-BODY",
+        Level.SHOULD,
+        _S,
+        "A malformed request that carries a valid credential (an enrolment body with a bad"
+        " type or shape, a check-in without status or with a poll_timeout that is no"
+        " duration, a body that is not JSON) is refused as malformed, never with 401 or 403,"
+        " which tell an agent its credential is bad (suite rule, from fleet-server's 400s)",
+        _OPENAPI,
+    ),
+    Requirement(
         "FLEET-SRV-ACK",
         Level.MUST,
         _S,

@@ -19,6 +19,7 @@ These tests enrol agents on the target (tagged ``fleet-conformance``).
 from __future__ import annotations
 
 import collections
+import functools
 import threading
 import time
 import uuid
@@ -491,6 +492,73 @@ def ack_problem(call: FleetCall, events: int) -> str | None:
     return None
 
 
+#: Check-in bodies that are malformed though the key is good.
+BAD_CHECKINS: tuple[tuple[str, bytes], ...] = (
+    ("status missing", b'{"message": "fleet-conformance"}'),
+    ("poll_timeout not a duration", b'{"status": "online", "poll_timeout": "soon"}'),
+    ("body not JSON", b"{not json"),
+)
+
+
+@pytest.mark.requirement("FLEET-SRV-BAD-BODY")
+def test_malformed_bodies_are_not_refused_as_unauthorised(fleet: Fleet) -> None:
+    """Near-valid enrolments with the real token, and malformed check-ins with a real key:
+    each may be refused, but never with 401 or 403 (the credential is good)."""
+    transcript = FleetTranscript()
+    agent_id, key = fleet.enrolled(transcript)
+    cases: list[tuple[str, str, str, bytes]] = [
+        (f"enrolment, {label}", ENROLL_PATH, fleet.token or "", body) for label, body in EDGE_BODIES
+    ]
+    # The access key is good only if it works: an empty ack shows it without a long poll.
+    probe = fleet.call(
+        transcript,
+        functools.partial(
+            fleet.client.call,
+            "POST",
+            acks_path(agent_id),
+            api_key=key,
+            json_body={"events": []},
+            agent=fleet.agent,
+            note="an empty ack: does the access key work?",
+        ),
+    )
+    key_works = probe.status == 200
+    if key_works:
+        cases += [
+            (f"check-in, {label}", checkin_path(agent_id), key, body)
+            for label, body in BAD_CHECKINS
+        ]
+    wrong = []
+    for label, path, credential, body in cases:
+        send = functools.partial(
+            fleet.client.call,
+            "POST",
+            path,
+            api_key=credential,
+            raw_body=body,
+            content_type="application/json",
+            agent=fleet.agent,
+            note=label,
+        )
+        call = fleet.call(transcript, send)
+        if call.status in (401, 403):
+            wrong.append(f"{label}: HTTP {call.status}")
+    if wrong:
+        raise Violation(
+            "FLEET-SRV-BAD-BODY",
+            "malformed requests with a good credential were refused as unauthorised: "
+            + "; ".join(wrong),
+            transcript.render(),
+        )
+    if not key_works:
+        not_judged(
+            f"the access key from enrolment did not work (an empty ack answered HTTP"
+            f" {probe.status}), so malformed check-ins with a good key could not be sent;"
+            f" the {len(EDGE_BODIES)} near-valid enrolments were judged and held",
+            "fix FLEET-SRV-ENROLL-OK (the key enrolment returns must work) and run again",
+        )
+
+
 @pytest.mark.requirement("FLEET-SRV-ACK")
 def test_acks_of_action_results_are_accepted(fleet: Fleet) -> None:
     """An enrolled agent acks two action results: 200, action acks, one item of status 200 each."""
@@ -534,18 +602,22 @@ def test_checkin_with_a_wrong_key_is_refused(fleet: Fleet) -> None:
     other_case = "a check-in naming an agent id its access key does not belong to is refused"
     try:
         _, key = fleet.enrolled(transcript)
-        other = fleet.checkin(transcript, str(uuid.uuid4()), key)
+        # An id no agent has, and another agent that exists (the key belongs to neither).
+        other_id, _ = fleet.enrolled(transcript)
+        named = [("an unknown agent id", str(uuid.uuid4())), ("another enrolled agent", other_id)]
+        answers = [(what, fleet.checkin(transcript, agent_id, key)) for what, agent_id in named]
     except NotJudged as exc:
         dropped.add(other_case, exc.reason, exc.remedy)
     else:
         judged += 1
-        findings.check(
-            "FLEET-SRV-CHECKIN-401",
-            other.status in (401, 403, 404),
-            f"check-in naming an agent id the key does not belong to: HTTP {other.status},"
-            " expected 401, 403 or 404",
-            transcript.render(),
-        )
+        for what, other in answers:
+            findings.check(
+                "FLEET-SRV-CHECKIN-401",
+                other.status in (401, 403, 404),
+                f"check-in with an enrolled agent's key naming {what}: HTTP {other.status},"
+                " expected 401, 403 or 404",
+                transcript.render(),
+            )
     _check_error_shapes(findings, transcript)
     dropped.settle(findings, judged=judged)
 
