@@ -7,13 +7,18 @@ from pathlib import Path
 from typing import Any
 
 
-def resumable_rows(out: Path, profile: str, seeds: list[int]) -> dict[str, Any]:
-    """Rows already measured with the same profile and seeds (a resumed or split measurement)."""
+def same_plan(out: Path, profile: str, seeds: list[int]) -> dict[str, Any]:
+    """An earlier measurement file of the same profile and seeds ({} if none or another plan)."""
     try:
-        earlier = json.loads(out.read_text())
+        earlier: dict[str, Any] = json.loads(out.read_text())
     except (OSError, ValueError):
         return {}
     if earlier.get("profile") != profile or earlier.get("seeds") != seeds:
         return {}
-    rows: dict[str, Any] = earlier.get("targets", {})
+    return earlier
+
+
+def resumable_rows(out: Path, profile: str, seeds: list[int]) -> dict[str, Any]:
+    """Rows already measured with the same profile and seeds (a resumed or split measurement)."""
+    rows: dict[str, Any] = same_plan(out, profile, seeds).get("targets", {})
     return rows

@@ -9,6 +9,7 @@ never report a rule the twin does not break.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Callable
 
@@ -125,7 +126,7 @@ def template_findings(behaviour: str, focus: Focus) -> set[str]:
     found: dict[str, int] = {}
     for feature in sorted(coverage.required(focus)):
         logic = BEHAVIOURS[behaviour]()
-        play(lambda logic=logic: Loopback(logic), focus, found, coverage.template(feature))
+        play(functools.partial(Loopback, logic), focus, found, coverage.template(feature))
     return set(found)
 
 

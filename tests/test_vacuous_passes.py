@@ -29,6 +29,7 @@ from conformance.drivers.exchange import Attempt
 from conformance.fleet.client import FleetClient, FleetTranscript
 from conformance.messages import full_status, heartbeat, new_uid
 from conformance.outcomes import NotApplicable, NotJudged
+from conformance.scenarios.coverage import FeatureRecord
 from conformance.scenarios.drift import DriftRun, Focus, Tally
 from conformance.suite import (
     test_fleet_server,
@@ -178,25 +179,29 @@ def bad_request_to_everything(msg: AgentToServer) -> ServerToAgent:
 )
 def test_drift_focus_whose_every_reply_was_refused_is_not_judged(focus: Focus) -> None:
     with ends(NotJudged) as caught:
-        test_server_drift._play(clients(RefusesEverything()), HTTP, focus)
+        test_server_drift._play(clients(RefusesEverything()), HTTP, focus, _ignore)
     assert "every reply was an error_response of type UNKNOWN" in caught.value.reason
     assert focus.value in caught.value.reason
     assert "--target-header" in caught.value.remedy
 
 
+def _ignore(features: FeatureRecord) -> None:
+    """Scenario features are not what these tests are about."""
+
+
 def test_should_drift_run_whose_every_reply_was_refused_is_not_judged() -> None:
     with ends(NotJudged, match="every reply was an error_response"):
         test_server_drift.test_no_full_state_request_without_drift(
-            clients(RefusesEverything()), HTTP
+            clients(RefusesEverything()), HTTP, _ignore
         )
 
 
 def test_drift_run_with_one_refused_reply_judges_everything_else() -> None:
-    tally = test_server_drift._play(clients(RefusesFirst()), HTTP, Focus.NEW)
+    tally = test_server_drift._play(clients(RefusesFirst()), HTTP, Focus.NEW, _ignore)
     assert tally.refusals.refused == {"UNKNOWN": 1}
     assert tally.must_chances["SRV-FS-NEW"] > 0
     with pytest.raises(Violation) as caught:
-        test_server_drift._play(clients(NeverFlagsRefusesFirst()), HTTP, Focus.NEW)
+        test_server_drift._play(clients(NeverFlagsRefusesFirst()), HTTP, Focus.NEW, _ignore)
     assert caught.value.req_id == "SRV-FS-NEW"
 
 
