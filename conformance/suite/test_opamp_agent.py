@@ -102,11 +102,17 @@ def _exited(sc: OpAMPScenario, what: str) -> None:
     spoken (a server's reply ended it), else *not judged* (a start-up problem)."""
     if not sc.agent.running():
         seen = sc.messages()
-        if seen:
+        tries = sc.mock.attempts()
+        if seen or tries:
+            last = (
+                f"the last reply it got was {seen[-1].reply}"
+                if seen and (not tries or seen[-1].at >= tries[-1].at)
+                else f"its last WebSocket upgrade was answered {tries[-1].answer}"
+            )
             raise Violation(
                 "AGT-ROBUST",
                 f"the agent exited (status {sc.agent.proc.returncode}) before it could {what};"
-                f" the last reply it got was {seen[-1].reply}",
+                f" {last}",
                 sc.transcript(),
             )
         not_judged(
