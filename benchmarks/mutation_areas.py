@@ -16,6 +16,15 @@ judged exactly as the kill matrix judges the unmutated reference:
   launches the reference Fleet agent through ``--agent-cmd``.
 * ``opamp-http`` / ``opamp-ws``: the ``opamp-reference`` and
   ``opamp-reference-ws`` cases (``--agent-protocol=opamp``).
+
+A run may add a wire variant (``fixtures/kill_matrix.py``, ``VARIANTS``) to its
+case: ``server+chunked`` is the ``server`` run with the reference server
+answering in chunked bodies. Code that only a variant reaches (chunked
+replies, connections closed after N replies, gzip request bodies...) is dead
+in the plain run, so a mutant there could only survive it. An area lists its
+plain run first and its variant runs after: a mutant the plain run kills
+costs one run, a survivor is tried under every variant before it counts as
+one (the kill matrix proves the unmutated reference clean under each).
 """
 
 from __future__ import annotations
@@ -36,17 +45,42 @@ class Run:
     keep: str | None
     #: Bound on one suite run, in seconds (the unmutated run takes 10-30 s).
     timeout: float
+    #: The wire variant added to the case (a key of ``fixtures.kill_matrix.VARIANTS``).
+    variant: str | None = None
+
+
+def _with_variants(run: Run, *variants: str) -> tuple[Run, ...]:
+    """``run`` followed by one copy of it per wire variant, named ``<run>+<variant>``."""
+    return (
+        run,
+        *(Run(f"{run.name}+{v}", run.case, run.keep, run.timeout, variant=v) for v in variants),
+    )
 
 
 RUNS = {
     run.name: run
     for run in (
-        Run("server", "reference", "server", timeout=180.0),
+        *_with_variants(
+            Run("server", "reference", "server", timeout=180.0),
+            "chunked",
+            "no-keepalive",
+            "ws-close",
+        ),
         Run("fleet-agent", "reference", "agent", timeout=300.0),
-        Run("opamp-http", "opamp-reference", None, timeout=300.0),
-        Run("opamp-ws", "opamp-reference-ws", None, timeout=300.0),
+        *_with_variants(
+            Run("opamp-http", "opamp-reference", None, timeout=300.0),
+            "gzip",
+            "chunked",
+            "no-keepalive",
+        ),
+        *_with_variants(Run("opamp-ws", "opamp-reference-ws", None, timeout=300.0), "ws-reconnect"),
     )
 }
+
+
+#: The variant runs of ``name``, in order.
+def _variants_of(name: str) -> tuple[str, ...]:
+    return tuple(r for r in RUNS if r.startswith(name + "+"))
 
 
 @dataclass(frozen=True)
@@ -58,14 +92,14 @@ class Area:
     files: tuple[str, ...]
     #: Runs tried in order; the first that reports a finding kills the mutant.
     runs: tuple[str, ...]
-    #: Functions (qualified name) reached by one run only: ``{qualname: run}``.
-    only: tuple[tuple[str, str], ...] = ()
+    #: Functions (qualified name) reached by some runs only: ``(qualname, runs)`` pairs.
+    only: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     def runs_for(self, qualname: str) -> tuple[str, ...]:
         """The runs that can reach code in ``qualname`` (a function, ``Class.method``...)."""
-        for prefix, run in self.only:
+        for prefix, runs in self.only:
             if qualname == prefix or qualname.startswith(prefix + "."):
-                return (run,)
+                return runs
         return self.runs
 
 
@@ -76,7 +110,7 @@ AREAS = {
             "opamp-server",
             "reference server",
             (f"{REFERENCE}/logic.py", f"{REFERENCE}/store.py", f"{REFERENCE}/server.py"),
-            ("server",),
+            ("server", *_variants_of("server")),
         ),
         Area("fleet-api", "reference server", (f"{REFERENCE}/fleet_api.py",), ("server",)),
         Area("fleet-agent", "reference Fleet agent", (f"{REFERENCE}/agent.py",), ("fleet-agent",)),
@@ -84,13 +118,18 @@ AREAS = {
             "opamp-agent",
             "reference OpAMP agent",
             (f"{REFERENCE}/opamp_agent.py",),
-            ("opamp-http", "opamp-ws"),
+            (
+                "opamp-http",
+                "opamp-ws",
+                *_variants_of("opamp-http"),
+                *_variants_of("opamp-ws"),
+            ),
             only=(
-                ("OpAMPAgent.post", "opamp-http"),
-                ("OpAMPAgent.run_http", "opamp-http"),
-                ("OpAMPAgent.ws_send", "opamp-ws"),
-                ("OpAMPAgent.ws_session", "opamp-ws"),
-                ("OpAMPAgent.run_ws", "opamp-ws"),
+                ("OpAMPAgent.post", ("opamp-http", *_variants_of("opamp-http"))),
+                ("OpAMPAgent.run_http", ("opamp-http", *_variants_of("opamp-http"))),
+                ("OpAMPAgent.ws_send", ("opamp-ws", *_variants_of("opamp-ws"))),
+                ("OpAMPAgent.ws_session", ("opamp-ws", *_variants_of("opamp-ws"))),
+                ("OpAMPAgent.run_ws", ("opamp-ws", *_variants_of("opamp-ws"))),
             ),
         ),
     )

@@ -33,7 +33,7 @@ from typing import Any, ClassVar
 import fixtures.kill_matrix
 from benchmarks.mutation_areas import RUNS, Run
 from conformance.plugin.embedded import EmbeddedError, EmbeddedServer
-from fixtures.kill_matrix import KillCase, load
+from fixtures.kill_matrix import VARIANTS, KillCase, load
 from tests.suite_runner import suite_command, suite_env
 
 #: How long the suite gets to tear down (agents included) after SIGTERM at its deadline.
@@ -53,6 +53,8 @@ class _RecordedServer(EmbeddedServer):
 def case_for(run: Run) -> KillCase:
     """The kill-matrix case a run starts from, narrowed to the role it tests."""
     case = load()[run.case]
+    if run.variant is not None:
+        case = case.with_variant(VARIANTS[run.variant])
     if run.keep == "server":
         return dataclasses.replace(case, agent=None, opamp_agent=None)
     if run.keep == "agent":

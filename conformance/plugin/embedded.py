@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from typing import IO
 
 READY_PREFIX = "READY "
+#: Names the starting process to the target (``fixtures/reference/parent_watch.py``).
+PARENT_ENV = "FLEET_CONFORMANCE_PARENT_PID"
 #: How much of the end of the log :meth:`EmbeddedServer.log_tail` reads.
 _TAIL_BYTES = 64 * 1024
 
@@ -47,6 +49,8 @@ class EmbeddedServer:
                 stdin=subprocess.DEVNULL,
                 text=True,
                 start_new_session=True,
+                # The target stops by itself if this process dies without stopping it.
+                env={**os.environ, PARENT_ENV: str(os.getpid())},
             )
         except BaseException:
             self._discard_log()
