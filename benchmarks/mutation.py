@@ -469,7 +469,7 @@ def measure(
                     if dirty:
                         raise BaselineError(dirty)
                     if report is not None:
-                        report.baselines = {
+                        report.baselines |= {
                             r: {k: v for k, v in b.items() if k != "verdicts"}
                             for r, b in baselines.items()
                         }
@@ -560,7 +560,9 @@ def retriage(out: Path, triage_path: Path) -> int:
 
 
 def _main(args: argparse.Namespace, areas: list[str], snap: Path) -> int:
-    enumeration = enumerate_mutants(snap, areas)
+    # Every area is enumerated even when --area narrows the run: a resumed partial run
+    # keeps the other areas' records instead of dropping them from --out.
+    enumeration = enumerate_mutants(snap)
     chosen = {a: sample(enumeration.of(a), args.sample, AREAS[a]) for a in areas}
     if args.enumerate or args.list:
         for area in areas:
@@ -581,17 +583,27 @@ def _main(args: argparse.Namespace, areas: list[str], snap: Path) -> int:
         mutation_triage.load(args.triage),
     )
     planned = {a: len(chosen[a]) for a in areas}
-    report = Report(args.out, plan, enumeration, header(plan, args.sample, args.jobs, planned))
+    # A run reports the areas it measures, and those it keeps records of (--resume).
+    head = header(plan, args.sample, args.jobs, planned)
+    report = Report(args.out, plan, enumeration.only(areas), head)
     if args.resume:
         # Records of mutants still enumerated count towards their area's sample; the
         # rest of the sample is drawn from the mutants not measured yet.
         kept = earlier_records(args.out, plan.profile, plan.seeds)
         if kept:
-            report.wall_before = float(json.loads(args.out.read_text()).get("wall_seconds", 0.0))
+            earlier = json.loads(args.out.read_text())
+            report.wall_before = float(earlier.get("wall_seconds", 0.0))
+            report.baselines = dict(earlier.get("baselines", {}))
         known = {m.key.text(): m for m in enumeration.mutants}
-        kept = {i: r for i, r in kept.items() if i in known and r["area"] in areas}
-        again = {i for i in kept if any(p in i for p in args.rerun)}
+        kept = {i: r for i, r in kept.items() if i in known}
+        again = {i for i in kept if any(p in i for p in args.rerun) and kept[i]["area"] in areas}
         report.records = {i: r for i, r in kept.items() if i not in again}
+        others = {r["area"] for r in report.records.values()} - set(areas)
+        # Areas measured earlier and not now: their records stay, with their count.
+        report.head["planned"] |= {
+            a: sum(1 for r in report.records.values() if r["area"] == a) for a in others
+        }
+        report.enumeration = enumeration.only([*areas, *sorted(others)])
         for area in areas:
             redo = [known[i] for i in sorted(again) if known[i].area == area]
             done = sum(1 for r in report.records.values() if r["area"] == area) + len(redo)

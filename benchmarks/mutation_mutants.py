@@ -190,6 +190,15 @@ class Enumeration:
     def of(self, area: str) -> list[Mutant]:
         return [m for m in self.mutants if m.area == area]
 
+    def only(self, areas: Iterable[str]) -> Enumeration:
+        """This enumeration narrowed to ``areas``."""
+        keep = set(areas)
+        return Enumeration(
+            tuple(m for m in self.mutants if m.area in keep),
+            {a: n for a, n in self.raw.items() if a in keep},
+            {a: e for a, e in self.excluded.items() if a in keep},
+        )
+
 
 def enumerate_mutants(root: Path, areas: Iterable[str] = tuple(AREAS)) -> Enumeration:
     """Every mutant of the areas' files under ``root`` (a repository or a snapshot)."""
