@@ -24,6 +24,8 @@ applies each mutation to the job's copy and puts the file back afterwards.
     python -m benchmarks.mutation --sample 40 --jobs 2      # a stratified sample, 1 seed
     python -m benchmarks.mutation --seeds 20 --jobs 2       # nightly: every mutant, killed
                                                             # ones re-run on 19 more seeds
+    python -m benchmarks.mutation --seeds 20 --shard 3/8 --out part3.json   # one machine's share
+    python -m benchmarks.mutation --merge part*.json        # the shares as one report
 
 Output: ``reports/mutation.json`` (``--out``), rewritten after each mutant;
 ``--resume`` keeps the records of an earlier run with the same plan.
@@ -535,6 +537,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--list", action="store_true", help="print every (sampled) mutant and stop")
     parser.add_argument(
+        "--shard",
+        type=_shard,
+        metavar="K/N",
+        help="measure only the K-th of N equal shares of each area's mutants (1 <= K <= N)",
+    )
+    parser.add_argument(
+        "--merge",
+        nargs="+",
+        type=Path,
+        metavar="REPORT",
+        help="write the union of these reports (same profile and seeds) to --out; no runs",
+    )
+    parser.add_argument(
         "--retriage",
         action="store_true",
         help="classify the survivors in --out again by the triage file (no runs)",
@@ -544,7 +559,44 @@ def main(argv: list[str] | None = None) -> int:
     if args.retriage:
         return retriage(args.out, args.triage)
     with snapshot_of(REPO) as snap:
+        if args.merge:
+            return merge(args.merge, args.out, args.triage, snap)
         return _main(args, areas, snap)
+
+
+def _shard(text: str) -> tuple[int, int]:
+    k, _, n = text.partition("/")
+    if not (k.isdigit() and n.isdigit() and 1 <= int(k) <= int(n)):
+        raise argparse.ArgumentTypeError(f"expected K/N with 1 <= K <= N, not {text!r}")
+    return int(k), int(n)
+
+
+def merge(parts: list[Path], out: Path, triage_path: Path, snap: Path) -> int:
+    """One report from the reports of several shards (or areas) of the same plan."""
+    reports = [json.loads(p.read_text()) for p in parts]
+    plans = {(r["profile"], tuple(r["seeds"])) for r in reports}
+    if len(plans) != 1:
+        print(f"cannot merge reports of different plans: {sorted(plans)}", file=sys.stderr)
+        return 2
+    profile, seeds = plans.pop()
+    plan = Plan(profile, list(seeds), mutation_triage.load(triage_path))
+    records = {m["id"]: m for r in reports for m in r["mutants"]}
+    planned: Counter[str] = Counter()
+    for r in reports:
+        planned.update(r.get("planned", {}))
+    areas = sorted({m["area"] for m in records.values()} | set(planned))
+    enumeration = enumerate_mutants(snap, areas)
+    jobs = sum(int(r.get("jobs", 1)) for r in reports)
+    report = Report(out, plan, enumeration, header(plan, reports[0]["sample"], jobs, planned))
+    report.head["date"] = max(r["date"] for r in reports)
+    report.records = records
+    report.wall_before = max(float(r.get("wall_seconds", 0.0)) for r in reports)
+    report.wall_started = time.monotonic()
+    for r in reports:
+        report.baselines |= r.get("baselines", {})
+    final = report.write()
+    print(f"merged {len(parts)} reports, {len(records)} mutants; score {final['score']}: {out}")
+    return 0
 
 
 def retriage(out: Path, triage_path: Path) -> int:
@@ -564,6 +616,10 @@ def _main(args: argparse.Namespace, areas: list[str], snap: Path) -> int:
     # keeps the other areas' records instead of dropping them from --out.
     enumeration = enumerate_mutants(snap)
     chosen = {a: sample(enumeration.of(a), args.sample, AREAS[a]) for a in areas}
+    if args.shard is not None:
+        k, n = args.shard
+        chosen = {a: mutants[k - 1 :: n] for a, mutants in chosen.items()}
+    share = {m.key.text() for mutants in chosen.values() for m in mutants}
     if args.enumerate or args.list:
         for area in areas:
             excluded = sum(enumeration.excluded[area].values())
@@ -609,7 +665,9 @@ def _main(args: argparse.Namespace, areas: list[str], snap: Path) -> int:
             done = sum(1 for r in report.records.values() if r["area"] == area) + len(redo)
             rest = [m for m in enumeration.of(area) if m.key.text() not in kept]
             size = None if args.sample is None else max(0, args.sample - done)
-            chosen[area] = redo + sample(rest, size, AREAS[area])
+            chosen[area] = [
+                m for m in redo + sample(rest, size, AREAS[area]) if m.key.text() in share
+            ]
         print(f"resuming: {len(report.records)} mutants already measured")
     todo = interleave([m for m in chosen[a] if m.key.text() not in report.records] for a in areas)
     deadline = None
