@@ -103,6 +103,29 @@ REQUIREMENTS: tuple[Requirement, ...] = (
         _spec("servertoagentinstance_uid"),
     ),
     Requirement(
+        "SRV-NEW-UID",
+        Level.SHOULD,
+        _S,
+        "A message with the RequestInstanceUid flag is answered with"
+        " agent_identification.new_instance_uid other than the uid the agent sent (the spec"
+        " says the uid 'will be sent back', without a keyword: judged as SHOULD)",
+        _spec("agenttoserverflags"),
+    ),
+    Requirement(
+        "SRV-NEW-UID-LEN",
+        Level.MUST,
+        _S,
+        "A new_instance_uid the server sends is 16 bytes long",
+        _spec("servertoagentagent_identification"),
+    ),
+    Requirement(
+        "SRV-NEW-UID-V7",
+        Level.SHOULD,
+        _S,
+        "A new_instance_uid the server generates is a UUID v7 (version 7, RFC 9562 variant)",
+        _spec("servertoagentagent_identification"),
+    ),
+    Requirement(
         "SRV-CAPS-FIRST",
         Level.MUST,
         _S,
@@ -159,7 +182,8 @@ REQUIREMENTS: tuple[Requirement, ...] = (
         "SRV-413",
         Level.MUST,
         _S,
-        "A request over the server's size limit gets HTTP 413",
+        "A request over the server's size limit gets HTTP 413, with or without a"
+        " Content-Length; one of exactly the limit is not refused with 413",
         _spec("plain-http-transport"),
     ),
     Requirement(
@@ -196,7 +220,8 @@ REQUIREMENTS += (
         Level.SHOULD,
         _S,
         "A malformed AgentToServer is answered by a ServerToAgent with error_response of type"
-        " BAD_REQUEST (a bare HTTP 400 without it is a finding)",
+        " BAD_REQUEST (a bare HTTP 400 without it is a finding, and so is HTTP 401 or 403 to a"
+        " request with a valid credential: suite rule, RFC 9110 says the credential failed)",
         _spec("servererrorresponse-message"),
     ),
 )
@@ -323,7 +348,8 @@ REQUIREMENTS += (
         _S,
         "A malformed request that carries a valid credential (an enrolment body with a bad"
         " type or shape, a check-in without status or with a poll_timeout that is no"
-        " duration, a body that is not JSON) is refused as malformed, never with 401 or 403,"
+        " duration, a body that is not JSON or falsely claims gzip, a User-Agent the server"
+        " refuses) is refused as malformed with a 4xx (or served), never with 401 or 403,"
         " which tell an agent its credential is bad (suite rule, from fleet-server's 400s)",
         _OPENAPI,
     ),
@@ -347,6 +373,23 @@ REQUIREMENTS += (
         Level.SHOULD,
         _S,
         "A 429 from the Fleet API carries Retry-After",
+        _OPENAPI,
+    ),
+    Requirement(
+        "FLEET-SRV-RATE-RECOVER",
+        Level.SHOULD,
+        _S,
+        "A client that was rate-limited and waits as long as the 429's Retry-After says gets"
+        " through again: the limit refills (suite rule, from fleet-server's token-bucket"
+        " limits and RFC 9110 Retry-After)",
+        _fleet("internal/pkg/limit/limiter.go"),
+    ),
+    Requirement(
+        "FLEET-SRV-413",
+        Level.SHOULD,
+        _S,
+        "A request body over the Fleet API's size limit is refused with 413, not another"
+        " status (fleet-server: body too large -> 413)",
         _OPENAPI,
     ),
     Requirement(
@@ -376,8 +419,9 @@ REQUIREMENTS += (
         "AGT-NO-LOOP",
         Level.MUST,
         _A,
-        "A plain acknowledgement does not make the agent send again before its poll or heartbeat "
-        "interval",
+        "A plain acknowledgement, or a BAD_REQUEST error reply, does not make the agent send"
+        " again before its poll or heartbeat interval (spec: no status report unless the"
+        " reply changed the agent's status)",
         _spec("plain-http-transport"),
     ),
     Requirement(
@@ -446,8 +490,9 @@ REQUIREMENTS += (
         "AGT-RETRY-AFTER",
         Level.SHOULD,
         _A,
-        "After 429 or 503 with Retry-After (WebSocket: UNAVAILABLE with retry_info), the next"
-        " attempt waits at least that long",
+        "After 429 or 503 with Retry-After, in seconds or as an HTTP date (WebSocket:"
+        " UNAVAILABLE with retry_info, or a refused upgrade), the next attempt waits at least"
+        " that long, and comes no later than that plus the agent's own longest backoff",
         _spec("throttling"),
     ),
     Requirement(
@@ -536,6 +581,15 @@ REQUIREMENTS += (
         _A,
         "Repeated 401 answers to check-ins are never reported healthy by /liveness?failon=degraded",
         _agent("issues/13549"),
+    ),
+    Requirement(
+        "FLEET-AGT-ENROLL-ONCE",
+        Level.MUST,
+        _A,
+        "Once enrolment is answered 200, the agent checks in as the agent it names, with the"
+        " access key it carries, instead of enrolling again (suite rule, from fleet/facts:"
+        " the enrolment reply's id and access_api_key are what check-ins use)",
+        _fleet("internal/pkg/api/handleEnroll.go"),
     ),
 )
 

@@ -3,8 +3,9 @@
 Each :class:`BadInput` is one request a careless or malicious agent could
 send: random bytes, a valid message cut short or with bytes flipped, known
 fields with the wrong wire type, an ``instance_uid`` of the wrong length, an
-empty body, unknown fields, a huge repeated field, a wrong Content-Type, or
-a body that claims gzip and is not. Whether the input is *malformed* (so that
+empty body, unknown fields, a huge repeated field, a wrong Content-Type, a
+body that claims gzip and is not, or (WebSocket only) a message whose OpAMP
+header cannot be read. Whether the input is *malformed* (so that
 SRV-BADREQ expects a BAD_REQUEST answer) is decided by decoding it the way a
 server must, not by the kind alone: a truncated message can still be valid.
 """
@@ -39,10 +40,16 @@ class Kind(enum.Enum):
     HUGE_REPEATED = "huge repeated field"
     CONTENT_TYPE = "wrong Content-Type"
     FAKE_GZIP = "gzip declared, body not gzip"
+    UNFRAMED = "WebSocket message without a readable header"
 
 
 #: Kinds that only exist over HTTP (headers); WebSocket tests skip them.
 HTTP_ONLY = frozenset({Kind.CONTENT_TYPE, Kind.FAKE_GZIP})
+#: Kinds that only exist over WebSocket (the OpAMP message header); HTTP tests skip them.
+WS_ONLY = frozenset({Kind.UNFRAMED})
+#: WebSocket messages whose OpAMP header (a varint) cannot be read: an empty
+#: message, and varints cut short or longer than 10 bytes (spec l.405-421).
+UNFRAMED_BODIES: tuple[bytes, ...] = (b"", b"\x80", b"\xff\xff\xff", b"\xff" * 11)
 
 
 @dataclass(frozen=True)
@@ -90,6 +97,8 @@ class BadInput:
         """
         if self.kind is Kind.CONTENT_TYPE or self.gzip_claimed:
             return None
+        if self.kind is Kind.UNFRAMED:
+            return "no readable OpAMP WebSocket header"
         try:
             msg = parse_agent_to_server(self.body)
         except DecodeError:
@@ -148,12 +157,14 @@ def _unknown_field(draw: st.DrawFn) -> bytes:
 @st.composite
 def bad_inputs(draw: st.DrawFn, *, max_bytes: int, websocket: bool = False) -> BadInput:
     """One hostile request body, at most ``max_bytes`` long (the target's limit)."""
-    kinds = [k for k in Kind if not (websocket and k in HTTP_ONLY)]
+    kinds = [k for k in Kind if k not in (HTTP_ONLY if websocket else WS_ONLY)]
     kind = draw(st.sampled_from(kinds))
     if kind is Kind.RANDOM:
         return BadInput(kind, draw(st.binary(min_size=1, max_size=256)))
     if kind is Kind.EMPTY:
         return BadInput(kind, b"")
+    if kind is Kind.UNFRAMED:
+        return BadInput(kind, draw(st.sampled_from(UNFRAMED_BODIES)))
     if kind is Kind.BAD_UID:
         size = draw(st.integers(0, 64).filter(lambda n: n != UID_LENGTH))
         msg = heartbeat(draw(st.binary(min_size=size, max_size=size)), 0)

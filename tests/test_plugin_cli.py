@@ -106,6 +106,7 @@ def test_separately_started_reference_passes(
         "FLEET-SRV-ERROR-SHAPE",
         "FLEET-SRV-ACK",
         "FLEET-SRV-BAD-BODY",
+        "FLEET-SRV-413",
         *fleet_cases,
     }
     assert run.ids("not applicable") == {"SRV-AUTH-401"}, run.output

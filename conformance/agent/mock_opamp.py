@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import socket
 import threading
@@ -29,6 +30,7 @@ import zlib
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from email.utils import formatdate
 
 from aiohttp import WSMsgType, web
 
@@ -57,6 +59,8 @@ SERVER_CAPS = ServerCap.ACCEPTS_STATUS | ServerCap.OFFERS_CONNECTION_SETTINGS
 #: A gzip body may be a little larger on the wire than what it decompresses to.
 MAX_WIRE_BODY = MAX_BODY + MAX_BODY // 8 + 1024
 _READ = 1 << 16
+#: A Retry-After value that is neither delta-seconds nor an HTTP date.
+JUNK_RETRY_AFTER = "soon"
 
 
 class UnsupportedEncoding(ValueError):
@@ -85,6 +89,18 @@ async def read_body(request: web.Request) -> bytes:
     if len(raw) > MAX_BODY:
         raise TooLarge(f"body over {MAX_BODY} bytes")
     return raw
+
+
+def retry_after(reply: Reply) -> dict[str, str]:
+    """The Retry-After header a throttling reply carries, written as ``reply.hint`` says."""
+    if reply.hint == "junk":
+        return {"Retry-After": JUNK_RETRY_AFTER}
+    if reply.seconds is None:
+        return {}
+    if reply.hint == "date":
+        # Whole seconds only: the agent is asked to wait at least ``seconds``, at most 1 s more.
+        return {"Retry-After": formatdate(math.ceil(time.time()) + reply.seconds, usegmt=True)}
+    return {"Retry-After": str(reply.seconds)}
 
 
 @dataclass
@@ -116,10 +132,14 @@ class MockOpAMP:
         #: instead of its own (the spec's default is 30 s), so a scenario needing several
         #: messages fits a short window.
         self.http_heartbeat = http_heartbeat
+        #: Over WebSocket, push a ServerToAgent that asks for nothing every this many
+        #: seconds (unsolicited, spec l. 858; None: never); see :meth:`push`.
+        self._push_every: float | None = None
+        self._pushes: list[float] = []
         self._http_replies = 0
         self._lock = threading.Lock()
         self._plan = _Plan()
-        self._connect_plan: deque[int] = deque()
+        self._connect_plan: deque[int | Reply] = deque()
         self._received: list[Received] = []
         self._attempts: list[Connect] = []
         self._in_flight = 0
@@ -196,8 +216,15 @@ class MockOpAMP:
         with self._lock:
             self._plan = _Plan(deque(replies), then)
 
-    def refuse_connections(self, statuses: Iterable[int]) -> None:
-        """Refuse the next WebSocket upgrades with these HTTP statuses."""
+    def push(self, every: float | None) -> None:
+        """From now on push a ServerToAgent asking for nothing every ``every`` seconds on
+        each open WebSocket connection that has had a reply (None: stop)."""
+        with self._lock:
+            self._push_every = every
+
+    def refuse_connections(self, statuses: Iterable[int | Reply]) -> None:
+        """Refuse the next WebSocket upgrades with these HTTP statuses (0: accept that one),
+        or with a "429"/"503" :class:`Reply` and its Retry-After."""
         with self._lock:
             self._connect_plan = deque(statuses)
 
@@ -214,6 +241,11 @@ class MockOpAMP:
     def attempts(self) -> list[Connect]:
         with self._lock:
             return list(self._attempts)
+
+    def pushes(self) -> list[float]:
+        """When each unsolicited WebSocket push was sent (monotonic clock)."""
+        with self._lock:
+            return list(self._pushes)
 
     def http_peers(self) -> list[tuple[str, int]]:
         """The client address and port of each plain-HTTP request: one per TCP connection."""
@@ -341,8 +373,7 @@ class MockOpAMP:
     ) -> tuple[web.Response, ServerToAgent | None]:
         kind = reply.kind
         if kind in ("429", "503"):
-            headers = {} if reply.seconds is None else {"Retry-After": str(reply.seconds)}
-            return web.Response(status=int(kind), headers=headers, text="busy"), None
+            return web.Response(status=int(kind), headers=retry_after(reply), text="busy"), None
         if kind == "500":
             return web.Response(status=500, text="fleet-conformance: error on purpose"), None
         if kind == "empty":
@@ -357,42 +388,80 @@ class MockOpAMP:
     async def _ws(self, request: web.Request) -> web.StreamResponse:
         at = time.monotonic()
         with self._lock:
-            refuse = self._connect_plan.popleft() if self._connect_plan else 0
+            planned = self._connect_plan.popleft() if self._connect_plan else 0
+            refuse = int(planned.kind) if isinstance(planned, Reply) else planned
             self._attempts.append(Connect(at, refuse or 101))
             self._connections += 1
             number = self._connections
         if refuse:
-            return web.Response(status=refuse, text="fleet-conformance: refused on purpose")
+            hint = retry_after(planned) if isinstance(planned, Reply) else {}
+            return web.Response(
+                status=refuse, headers=hint, text="fleet-conformance: refused on purpose"
+            )
         ws = web.WebSocketResponse(max_msg_size=MAX_BODY, heartbeat=None)
         if not ws.can_prepare(request).ok:
             return web.Response(status=400, text="expected a WebSocket upgrade or a POST")
         await ws.prepare(request)
         headers = tuple(request.headers.items())
         first = True
-        async for frame in ws:
-            if frame.type != WSMsgType.BINARY:
-                if frame.type == WSMsgType.TEXT:
-                    self._record(
-                        Received(time.monotonic(), "ws", number, headers, None, "text frame", ACK)
-                    )
-                continue
-            arrived = time.monotonic()
-            reply = self._take()
-            offer = self.ws_heartbeat if first else None
-            first = False
-            try:
-                payload = ws_unframe(frame.data).payload
-                msg, problem = self._decode(payload)
-            except FramingError as exc:
-                payload, msg, problem = frame.data, None, f"bad framing: {exc}"
-            reply = self._offerable(msg, self._first_offer(msg, reply, offer))
-            sent = self._ws_reply(msg, reply, offer)
-            self._record(
-                Received(arrived, "ws", number, headers, msg, problem, reply, 1, payload, sent)
-            )
-            if not await self._ws_answer(ws, sent, reply):
-                break
+        #: The instance_uid of the agent's last decoded message, for the pushes.
+        uid: list[bytes] = []
+        pusher: asyncio.Task[None] | None = None
+        try:
+            async for frame in ws:
+                if frame.type != WSMsgType.BINARY:
+                    if frame.type == WSMsgType.TEXT:
+                        self._record(
+                            Received(
+                                time.monotonic(), "ws", number, headers, None, "text frame", ACK
+                            )
+                        )
+                    continue
+                arrived = time.monotonic()
+                reply = self._take()
+                offer = self.ws_heartbeat if first else None
+                first = False
+                try:
+                    payload = ws_unframe(frame.data).payload
+                    msg, problem = self._decode(payload)
+                except FramingError as exc:
+                    payload, msg, problem = frame.data, None, f"bad framing: {exc}"
+                if msg is not None:
+                    uid[:] = [bytes(msg.instance_uid)]
+                reply = self._offerable(msg, self._first_offer(msg, reply, offer))
+                sent = self._ws_reply(msg, reply, offer)
+                self._record(
+                    Received(arrived, "ws", number, headers, msg, problem, reply, 1, payload, sent)
+                )
+                if not await self._ws_answer(ws, sent, reply):
+                    break
+                if pusher is None:
+                    pusher = asyncio.create_task(self._push(ws, uid))
+        finally:
+            if pusher is not None:
+                pusher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await pusher
         return ws
+
+    async def _push(self, ws: web.WebSocketResponse, uid: list[bytes]) -> None:
+        """While :meth:`push` asks for it, send a ServerToAgent that asks for nothing
+        (addressed to ``uid``, the agent's latest) at that interval, until the connection
+        closes or this is cancelled."""
+        while not ws.closed:
+            with self._lock:
+                every = self._push_every
+            await asyncio.sleep(0.05 if every is None else every)
+            with self._lock:
+                if ws.closed or self._push_every is None:
+                    continue
+            push = ServerToAgent(capabilities=SERVER_CAPS)
+            if uid:
+                push.instance_uid = uid[0]
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await ws.send_bytes(ws_frame(push.SerializeToString()))
+                with self._lock:
+                    self._pushes.append(time.monotonic())
 
     def _ws_reply(
         self, msg: AgentToServer | None, reply: Reply, offer: int | None = None

@@ -122,6 +122,7 @@ class OpAMPScenario:
             events.append((r.at, f"{where:5} << {r.describe()}{ct}{extra} -> {r.reply}{also}"))
         for c in self.mock.attempts():
             events.append((c.at, f"ws    connect -> {c.answer}"))
+        events += [(t, "ws    >> push (asks for nothing)") for t in self.mock.pushes()]
         events += [(t, f"note  {text}") for t, text in self.notes]
         lines = [f"t=+{t - self.started:7.3f}s {text}" for t, text in sorted(events)]
         if not self.agent.running():
@@ -138,8 +139,9 @@ class Plan(TypedDict, total=False):
     #: Replies to the first messages, in order; then ``then`` to every later one.
     replies: Iterable[Reply]
     then: Reply
-    #: HTTP statuses refusing the first WebSocket upgrades.
-    refuse: Iterable[int]
+    #: HTTP statuses refusing the first WebSocket upgrades (0 accepts one), or throttling
+    #: replies ("429", "503") with their Retry-After.
+    refuse: Iterable[int | Reply]
     #: Seconds each plain-HTTP reply is held.
     hold: float
     #: Heartbeat interval offered on each WebSocket connection's first reply.

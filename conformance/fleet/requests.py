@@ -10,6 +10,7 @@ only on a rare, near-valid request is still found every time.
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 from dataclasses import dataclass
@@ -30,6 +31,9 @@ from conformance.fleet.client import (
 
 #: Stands for the real enrollment token; replaced when the request is sent.
 REAL_TOKEN = "<enrollment token>"
+#: An ``ApiKey`` credential that is valid base64 of ``id:key`` whose bytes are not UTF-8
+#: (fleet-server, in Go, takes any bytes; a decoder that wants text must still answer 4xx).
+NOT_UTF8_KEY = "ApiKey " + base64.b64encode(b"\xff\xfe:\xfd\xfc").decode()
 
 
 @dataclass(frozen=True)
@@ -73,7 +77,14 @@ _authorizations = st.one_of(
     st.none(),
     st.just(REAL_TOKEN),
     st.sampled_from(
-        ["Bearer abc", "ApiKey", "ApiKey ", "ApiKey !!!not-base64!!!", "Basic Zm9vOmJhcg=="]
+        [
+            "Bearer abc",
+            "ApiKey",
+            "ApiKey ",
+            "ApiKey !!!not-base64!!!",
+            "Basic Zm9vOmJhcg==",
+            NOT_UTF8_KEY,
+        ]
     ),
     st.builds(_well_formed_key, st.uuids(), st.uuids()).map(lambda k: "ApiKey " + k),
     _header_text.map(lambda t: "ApiKey " + t),

@@ -28,7 +28,8 @@ from conformance.wire import CONTENT_TYPE, UID_HEADER, AgentCap, AgentToServer, 
 #: (Retry-After when ``seconds`` is set; over WebSocket: UNAVAILABLE and
 #: close), "500" (over WebSocket: close with 1011), "empty" (empty body),
 #: "garbage" (bytes that are no ServerToAgent), "wrong-ct" (a valid reply
-#: labelled text/plain), "no-uid" (a reply without instance_uid).
+#: labelled text/plain), "no-uid" (a reply without instance_uid). A "429" or "503"
+#: writes its Retry-After as :data:`HINTS` say.
 KINDS = (
     "ack",
     "full",
@@ -46,18 +47,35 @@ KINDS = (
 )
 
 
+#: How a plain-HTTP "429" or "503" (or a refused WebSocket upgrade) writes Retry-After
+#: (RFC 9110, 10.2.3): "seconds" (delta-seconds, when ``seconds`` is set), "date" (an
+#: HTTP date ``seconds`` ahead, rounded up to the next whole second), "junk" (a value
+#: that is neither: no hint at all).
+HINTS = ("seconds", "date", "junk")
+
+
 @dataclass(frozen=True)
 class Reply:
     kind: str = "ack"
     #: Retry-After / retry_info seconds, or the offered heartbeat interval.
     seconds: int | None = None
+    #: How Retry-After is written (see :data:`HINTS`).
+    hint: str = "seconds"
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"unknown reply {self.kind!r}")
+        if self.hint not in HINTS:
+            raise ValueError(f"unknown Retry-After form {self.hint!r}")
 
     def __str__(self) -> str:
-        return self.kind if self.seconds is None else f"{self.kind}({self.seconds} s)"
+        if self.hint == "junk":
+            return f"{self.kind}(Retry-After unreadable)"
+        if self.seconds is None:
+            return self.kind
+        if self.hint == "date":
+            return f"{self.kind}(Retry-After date, {self.seconds} s)"
+        return f"{self.kind}({self.seconds} s)"
 
 
 ACK = Reply()
@@ -377,10 +395,12 @@ def check_uid_header(seen: Sequence[Received]) -> str | None:
     return None
 
 
-def quick_resends(seen: Sequence[Received], gap: float) -> int:
-    """The longest run of messages each sent less than ``gap`` s after a plain ack with
-    nothing new in them (bare, or the previous message again): status reports that
-    change are not a loop."""
+def quick_resends(
+    seen: Sequence[Received], gap: float, kinds: frozenset[str] = frozenset({"ack"})
+) -> int:
+    """The longest run of messages each sent less than ``gap`` s after a reply of these
+    ``kinds`` (a plain ack by default) with nothing new in them (bare, or the previous
+    message again): status reports that change are not a loop."""
     longest = run = 0
     for before, after in itertools.pairwise(seen):
         again = bare(after) or (
@@ -388,7 +408,7 @@ def quick_resends(seen: Sequence[Received], gap: float) -> int:
             and after.message is not None
             and repeats(before.message, after.message)
         )
-        if before.reply.kind == "ack" and after.at - before.at < gap and again:
+        if before.reply.kind in kinds and after.at - before.at < gap and again:
             run += 1
             longest = max(longest, run)
         else:
@@ -413,16 +433,26 @@ def bare(item: Received) -> bool:
     )
 
 
-def check_heartbeat(seen: Sequence[Received], soonest: float, latest: float) -> str | None:
+#: A message sent this soon after a server push may be the agent's answer to it.
+PUSH_ANSWER = 0.25
+
+
+def check_heartbeat(
+    seen: Sequence[Received], soonest: float, latest: float, pushes: Sequence[float] = ()
+) -> str | None:
     """AGT-HEARTBEAT over the messages sent once the offer was in force: no silence longer
     than ``latest``, and heartbeats (bare messages) no closer than ``soonest``. A gap that
     ends or starts with a status report is not held to ``soonest`` (a status change may
-    go out at once, and may or may not restart the heartbeat timer)."""
+    go out at once, and may or may not restart the heartbeat timer), nor one ending in a
+    message sent within :data:`PUSH_ANSWER` of a server push (``pushes``: times; it may
+    answer the push rather than be a heartbeat). The interval counts from the last
+    message sent (spec l. 2110): pushes in between do not extend the silence allowed."""
     for before, after in itertools.pairwise(seen):
         gap = after.at - before.at
         if gap > latest:
             return f"no message for {gap:.3f} s (at most {latest:g} s expected)"
-        if bare(before) and bare(after) and gap < soonest:
+        answers = any(0.0 <= after.at - t <= PUSH_ANSWER for t in pushes)
+        if bare(before) and bare(after) and gap < soonest and not answers:
             return f"heartbeats {gap:.3f} s apart (at least {soonest:g} s expected)"
     return None
 

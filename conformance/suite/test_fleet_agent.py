@@ -20,7 +20,7 @@ from typing import Any, NoReturn
 import pytest
 from hypothesis import strategies as st
 
-from conformance.agent.mock_fleet import OK, Fault
+from conformance.agent.mock_fleet import OK, Arrival, Fault
 from conformance.agent.scenario import AgentSetup, Scenario, scenario
 from conformance.model.agent_timing import (
     GROWTH_INTERVALS,
@@ -107,11 +107,96 @@ def exited(sc: Scenario, what: str) -> None:
         )
 
 
+def gave_up(sc: Scenario, endpoint: str) -> Arrival | None:
+    """The transient failure (not a 401) that the agent answered by exiting, if it has
+    exited with that as its last request to ``endpoint``: transient faults are retried
+    (fleet/facts: 429 too many requests, 502/503/504 temporary, connection errors retried);
+    only a permanent 401 may end an agent's attempts."""
+    if sc.agent.running():
+        return None
+    seen = sc.mock.arrivals(endpoint)
+    if seen and seen[-1].fault.failing and seen[-1].fault != UNAUTHORIZED:
+        return seen[-1]
+    return None
+
+
+def judge_gave_up(sc: Scenario, endpoint: str) -> None:
+    """FLEET-AGT-ENROLL-BACKOFF when the agent exited after a transient failure."""
+    last = gave_up(sc, endpoint)
+    if last is not None:
+        raise Violation(
+            "FLEET-AGT-ENROLL-BACKOFF",
+            f"the agent exited (status {sc.agent.proc.returncode}) after enrolment answered"
+            f" {last.fault}, without retrying: a transient failure is retried with backoff",
+            sc.transcript(),
+        )
+
+
+def enrolled_again(sc: Scenario) -> tuple[Arrival, Arrival] | None:
+    """The first enrolment answered 200 and the next one, if the agent enrolled again
+    before it ever checked in (an agent re-enrolling later, e.g. once check-ins are
+    refused, is not this)."""
+    seen = sorted(sc.mock.arrivals(), key=lambda a: a.at)
+    done = next((a for a in seen if a.endpoint == "enroll" and a.answer == "200"), None)
+    if done is None:
+        return None
+    after = next((a for a in seen if a.at > done.at), None)
+    if after is None or after.endpoint != "enroll":
+        return None
+    return done, after
+
+
+def reenrolled(sc: Scenario) -> None:
+    """*Not judged* when the agent enrolled again instead of checking in."""
+    if enrolled_again(sc) is not None:
+        not_judged(
+            "the agent enrolled again after its enrolment was answered 200, instead of"
+            " checking in (a FLEET-AGT-ENROLL-ONCE finding), so it never met the check-ins"
+            " this rule needs",
+            "make the agent check in with the access key its enrolment returned",
+        )
+
+
 #: The tests below are in the order of how soon each reaches a verdict, so that a
-#: defect surfaces early: the enrolment and check-in 401 rules, jitter, the failon
-#: parameter, then the liveness and transient-fault properties, which launch the
-#: agent once per example. With ``-n`` the plugin has pytest-xdist hand tests out
+#: defect surfaces early: the first check-in, the enrolment and check-in 401 rules,
+#: jitter, the failon parameter, then the liveness and transient-fault properties,
+#: which launch the agent once per example. With ``-n`` the plugin has pytest-xdist hand tests out
 #: one at a time, so the first of them start side by side on different workers.
+
+
+@pytest.mark.requirement("FLEET-AGT-ENROLL-ONCE")
+def test_enrolled_agent_checks_in_instead_of_enrolling_again(agent_setup: AgentSetup) -> None:
+    with running_agent(agent_setup) as sc:
+        deadline = sc.started + agent_setup.window
+        while time.monotonic() < deadline and sc.agent.running():
+            pair = enrolled_again(sc)
+            if pair is not None:
+                raise Violation(
+                    "FLEET-AGT-ENROLL-ONCE",
+                    f"the agent enrolled again {pair[1].at - pair[0].at:.3f} s after its"
+                    " enrolment was answered 200 (with its id and access key) instead of"
+                    " checking in with that key",
+                    sc.transcript(),
+                )
+            checkins = sc.mock.arrivals("checkin")
+            if checkins:
+                if checkins[0].answer != "200":
+                    raise Violation(
+                        "FLEET-AGT-ENROLL-ONCE",
+                        f"the agent's first check-in was answered {checkins[0].answer}: it did"
+                        " not check in as the agent enrolment named, with the access key"
+                        " enrolment gave it",
+                        sc.transcript(),
+                    )
+                return
+            time.sleep(0.02)
+        exited(sc, "check in after its enrolment")
+        timing = agent_setup.timing
+        not_reached(
+            agent_setup,
+            "a check-in after its enrolment",
+            window_needed(timing, waits=retry_waits(timing, 1)),
+        )
 
 
 @pytest.mark.requirement("FLEET-AGT-ENROLL-401")
@@ -160,7 +245,7 @@ def test_checkin_401_is_never_reported_healthy(
     with running_agent(agent_setup, monitoring=True, checkin=[OK], checkin_then=UNAUTHORIZED) as sc:
         deadline = sc.started + agent_setup.window
         judged_after = probed = 0
-        while time.monotonic() < deadline and sc.agent.running():
+        while time.monotonic() < deadline and sc.agent.running() and not enrolled_again(sc):
             refused = [a for a in sc.mock.arrivals("checkin") if a.fault == UNAUTHORIZED]
             # Repeated 401s: judged from the second one on (a failure reaches Elastic
             # Agent's state only after the backoff that follows it).
@@ -182,6 +267,7 @@ def test_checkin_401_is_never_reported_healthy(
         refused = [a for a in sc.mock.arrivals("checkin") if a.fault == UNAUTHORIZED]
         if len(refused) < 2 or not probed:
             # No probe after the second 401 had settled: nothing was judged.
+            reenrolled(sc)
             exited(sc, "check in twice more")
             timing = agent_setup.timing
             need = window_needed(
@@ -204,6 +290,8 @@ def test_retries_are_jittered(agent_setup: AgentSetup) -> None:
         running_agent(agent_setup, enroll=plan) as b,
     ):
         seen = [observe_until(sc, "enroll", JITTER_INTERVALS + 1, False) for sc in (a, b)]
+        for sc in (a, b):
+            judge_gave_up(sc, "enroll")
     gaps_a, gaps_b = (intervals(t)[:JITTER_INTERVALS] for t in seen)
     if min(len(gaps_a), len(gaps_b)) < JITTER_INTERVALS:
         for sc in (a, b):
@@ -264,7 +352,7 @@ def settle_on(sc: Scenario, fault: Fault) -> bool:
     timing = sc.setup.timing
     bound = needed * timing.at_most(timing.longest) + sc.setup.checkin_hold + sc.setup.settle + 5
     deadline = min(switched + bound, sc.started + sc.setup.window)
-    while time.monotonic() < deadline and sc.agent.running():
+    while time.monotonic() < deadline and sc.agent.running() and not enrolled_again(sc):
         seen = [a for a in sc.mock.arrivals("checkin") if a.at >= switched and a.fault == fault]
         if len(seen) >= needed:
             held = 0.0 if fault.failing else sc.setup.checkin_hold
@@ -279,10 +367,12 @@ FLEET_STATE = {"failing": "FAILED", "warning": "DEGRADED", "connected": "HEALTHY
 
 def check_liveness(sc: Scenario, condition: str, *, only_down: bool = False) -> None:
     """The three ``failon`` answers under ``condition``; ``only_down``: judge only those
-    that must fail (the agent's own components already made the healthy ones fail)."""
+    that must fail (the agent's own components already made the healthy ones fail), and
+    the heartbeat, which no component state changes (fleet/facts: 200 while the
+    coordinator is alive, 503 only when it has been inactive for 10 s)."""
     for failon in ("heartbeat", "failed", "degraded"):
         expected = LIVENESS[condition][failon]
-        if only_down and expected == "up":
+        if only_down and expected == "up" and failon != "heartbeat":
             continue
         status = sc.probe(failon)
         if not liveness_matches(expected, status):
@@ -302,16 +392,27 @@ def test_liveness_follows_the_fleet_connection(agent_setup: AgentSetup) -> None:
         phases = [(c, condition_fault(c, failing)) for c in order]
         with running_agent(agent_setup, monitoring=True) as sc:
             if not settle_on(sc, OK):
+                reenrolled(sc)
                 exited(sc, "check in")
                 not_reached(agent_setup, "a first check-in", liveness_window(agent_setup))
             baseline = {f: sc.probe(f) for f in ("heartbeat", "failed", "degraded")}
+            if not liveness_matches("up", baseline["heartbeat"]):
+                raise Violation(
+                    "FLEET-AGT-LIVENESS",
+                    "with the agent running and its check-ins answered,"
+                    f" /liveness?failon=heartbeat answered {baseline['heartbeat'] or 'nothing'},"
+                    " expected 200 (the heartbeat fails only when the agent's coordinator"
+                    " has been inactive for 10 s)",
+                    sc.transcript(),
+                )
             # Liveness also fails for unhealthy components, which the mock cannot control:
-            # then only the answers that must fail are judged (a 200 while the Fleet
-            # connection fails is wrong whatever the components), and the rule is not
-            # judged in full.
-            unhealthy = any(code != 200 for code in baseline.values())
+            # then only the answers that must fail (and the heartbeat, which components do
+            # not change) are judged (a 200 while the Fleet connection fails is wrong
+            # whatever the components), and the rule is not judged in full.
+            unhealthy = any(baseline[f] != 200 for f in ("failed", "degraded"))
             for condition, fault in phases:
                 if not settle_on(sc, fault):
+                    reenrolled(sc)
                     exited(sc, f"meet check-ins {condition}")
                     not_reached(agent_setup, f"check-ins {condition}", liveness_window(agent_setup))
                 check_liveness(sc, condition, only_down=unhealthy)
@@ -374,23 +475,35 @@ def judge_transient(sc: Scenario, plan: list[Fault]) -> None:
             )
 
 
+def play_transient(setup: AgentSetup, plan: list[Fault]) -> None:
+    """One agent through ``plan`` on enrolment, judged by :func:`judge_transient`."""
+    with running_agent(setup, enroll=plan) as sc:
+        times = observe_until(sc, "enroll", len(plan) + 1, stop_early=False)
+        judge_transient(sc, plan)
+        judge_gave_up(sc, "enroll")
+        if len(times) < 2:
+            # Not one retry after the first failure: nothing was judged.
+            exited(sc, "retry its enrolment")
+            timing = setup.timing
+            asked = max((float(f.retry_after or 0) for f in plan), default=0.0)
+            need = window_needed(timing, waits=(max(timing.longest, asked), setup.hang_limit))
+            not_reached(setup, "a retry after a failed enrolment", need)
+
+
+def asked_later(timing: Timing) -> list[Fault]:
+    """The plan every run plays once: a 503 whose Retry-After asks for twice the floor
+    (longer than the first backoff wait, so ignoring it shows), then a reset connection
+    (an error without any answer)."""
+    return [Fault("503", max(1, math.ceil(2 * timing.floor))), Fault("reset")]
+
+
 @pytest.mark.requirement("FLEET-AGT-ENROLL-BACKOFF")
 def test_transient_enrolment_failures_back_off(agent_setup: AgentSetup) -> None:
+    play_transient(agent_setup, asked_later(agent_setup.timing))
     plans = st.lists(transient_faults(agent_setup.timing), min_size=1, max_size=4)
 
     @conformance_property(max_examples=active().agent_examples, plan=plans)
     def run(plan: list[Fault]) -> None:
-        with running_agent(agent_setup, enroll=plan) as sc:
-            times = observe_until(sc, "enroll", len(plan) + 1, stop_early=False)
-            judge_transient(sc, plan)
-            if len(times) < 2:
-                # Not one retry after the first failure: nothing was judged.
-                exited(sc, "retry its enrolment")
-                timing = agent_setup.timing
-                asked = max((float(f.retry_after or 0) for f in plan), default=0.0)
-                need = window_needed(
-                    timing, waits=(max(timing.longest, asked), agent_setup.hang_limit)
-                )
-                not_reached(agent_setup, "a retry after a failed enrolment", need)
+        play_transient(agent_setup, plan)
 
     run()

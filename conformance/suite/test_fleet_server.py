@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import collections
 import functools
+import json
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import NoReturn
 
 import pytest
 
@@ -46,12 +48,18 @@ from conformance.fleet.client import (
     error_shape_problem,
     user_agent,
 )
-from conformance.fleet.requests import EDGE_BODIES, REAL_TOKEN, OddRequest, odd_requests
+from conformance.fleet.requests import (
+    EDGE_BODIES,
+    NOT_UTF8_KEY,
+    REAL_TOKEN,
+    OddRequest,
+    odd_requests,
+)
 from conformance.outcomes import NotApplicable, NotJudged, not_applicable, not_judged
 from conformance.plugin.targets import TargetSession
 from conformance.profiles import active
 from conformance.properties import conformance_property
-from conformance.verdicts import Findings, Violation, first_per_rule
+from conformance.verdicts import Findings, Violation, Violations, first_per_rule, require
 
 #: Resends of a request answered 429 before the test gives up (not judged).
 RATE_RETRIES = 3
@@ -500,15 +508,73 @@ BAD_CHECKINS: tuple[tuple[str, bytes], ...] = (
 )
 
 
+#: User-Agents fleet-server refuses with 400 (facts: "else 400"), sent with the real token.
+BAD_USER_AGENTS: tuple[tuple[str, str], ...] = (
+    ("User-Agent not Elastic Agent", "curl/8.0"),
+    ("User-Agent of an agent newer than any server", user_agent("99.0.0")),
+)
+#: A valid enrolment body.
+VALID_ENROL = json.dumps(enrol_body()).encode()
+#: The case of a body sent with ``Content-Encoding: gzip`` that is plain JSON.
+FALSE_GZIP = "Content-Encoding gzip on a body that is not gzip"
+
+
+@dataclass(frozen=True)
+class BadRequest:
+    """One malformed request with a good credential (FLEET-SRV-BAD-BODY)."""
+
+    label: str
+    path: str
+    credential: str
+    body: bytes
+    agent: str
+    #: Whether ``Content-Encoding: gzip`` is claimed for the (plain) body.
+    gzip_claim: bool = False
+
+
+def bad_request_problem(status: int | None) -> str | None:
+    """What is wrong with the status a malformed request with a good credential got.
+
+    Refusing it with a 4xx is right, and so is serving it (a server may take a
+    near-valid request); 401 and 403 would tell the client its credential is
+    bad, and a 1xx or 3xx is no answer to an API call. 5xx, no answer and 429
+    are judged elsewhere (FLEET-SRV-NO-5XX, the rate-limit handling).
+    """
+    if status is None or status >= 500:
+        return None
+    if status in (401, 403):
+        return "a refusal of the credential, which is good"
+    if 200 <= status < 300 or 400 <= status < 500:
+        return None
+    return "neither a 4xx refusal nor a 2xx"
+
+
 @pytest.mark.requirement("FLEET-SRV-BAD-BODY")
 def test_malformed_bodies_are_not_refused_as_unauthorised(fleet: Fleet) -> None:
-    """Near-valid enrolments with the real token, and malformed check-ins with a real key:
-    each may be refused, but never with 401 or 403 (the credential is good)."""
+    """Near-valid enrolments with the real token (odd bodies, a User-Agent the server
+    refuses, a false gzip claim), and malformed check-ins with a real key: each may be
+    refused with a 4xx, but never with 401 or 403 (the credential is good)."""
     transcript = FleetTranscript()
     agent_id, key = fleet.enrolled(transcript)
-    cases: list[tuple[str, str, str, bytes]] = [
-        (f"enrolment, {label}", ENROLL_PATH, fleet.token or "", body) for label, body in EDGE_BODIES
+    token = fleet.token or ""
+    cases: list[BadRequest] = [
+        BadRequest(f"enrolment, {label}", ENROLL_PATH, token, body, fleet.agent)
+        for label, body in EDGE_BODIES
     ]
+    cases += [
+        BadRequest(f"enrolment, {label}", ENROLL_PATH, token, VALID_ENROL, agent)
+        for label, agent in BAD_USER_AGENTS
+    ]
+    cases.append(
+        BadRequest(
+            "enrolment, " + FALSE_GZIP,
+            ENROLL_PATH,
+            token,
+            VALID_ENROL,
+            fleet.agent,
+            gzip_claim=True,
+        )
+    )
     # The access key is good only if it works: an empty ack shows it without a long poll.
     probe = fleet.call(
         transcript,
@@ -524,29 +590,37 @@ def test_malformed_bodies_are_not_refused_as_unauthorised(fleet: Fleet) -> None:
     )
     key_works = probe.status == 200
     if key_works:
+        path = checkin_path(agent_id)
         cases += [
-            (f"check-in, {label}", checkin_path(agent_id), key, body)
+            BadRequest(f"check-in, {label}", path, key, body, fleet.agent)
             for label, body in BAD_CHECKINS
         ]
+        online = b'{"status": "online", "poll_timeout": "1s"}'
+        cases.append(
+            BadRequest(f"check-in, {FALSE_GZIP}", path, key, online, fleet.agent, gzip_claim=True)
+        )
     wrong = []
-    for label, path, credential, body in cases:
+    for case in cases:
         send = functools.partial(
             fleet.client.call,
             "POST",
-            path,
-            api_key=credential,
-            raw_body=body,
+            case.path,
+            api_key=case.credential,
+            raw_body=case.body,
             content_type="application/json",
-            agent=fleet.agent,
-            note=label,
+            agent=case.agent,
+            headers={"Content-Encoding": "gzip"} if case.gzip_claim else None,
+            timeout=MIN_SERVER_HOLD + POLL_SECONDS + active().request_timeout,
+            note=case.label,
         )
         call = fleet.call(transcript, send)
-        if call.status in (401, 403):
-            wrong.append(f"{label}: HTTP {call.status}")
+        problem = bad_request_problem(call.status)
+        if problem is not None:
+            wrong.append(f"{case.label}: HTTP {call.status} ({problem})")
     if wrong:
         raise Violation(
             "FLEET-SRV-BAD-BODY",
-            "malformed requests with a good credential were refused as unauthorised: "
+            "malformed requests with a good credential were not refused as malformed: "
             + "; ".join(wrong),
             transcript.render(),
         )
@@ -668,61 +742,236 @@ RATE_MAX_SECONDS = 10.0
 RATE_ENOUGH = 5
 
 
-@pytest.mark.requirement("FLEET-SRV-RATE")
-def test_rate_limit_answers_say_when_to_retry(fleet: Fleet) -> None:
-    """A concurrent burst of enrolments; every 429 that comes back carries Retry-After."""
-    key = _well_formed_unknown()
-    limited: list[FleetCall] = []
-    answers: collections.Counter[str] = collections.Counter()
-    sent = 0
+#: Statuses an enrolment with a well-formed unknown key may get in a burst: 401 for the
+#: key, 429 for the rate limit (5xx are FLEET-SRV-NO-5XX's, and no answer is not judged).
+BURST_STATUSES = frozenset({401, 429})
+
+
+@dataclass
+class Burst:
+    """What a burst of enrolments with one unknown key got back."""
+
+    key: str
+    sent: int = 0
+    limited: list[FleetCall] = field(default_factory=list)
+    #: Answers that are neither allowed in a burst nor a 5xx (at most RATE_ENOUGH kept).
+    odd: list[FleetCall] = field(default_factory=list)
+    answers: collections.Counter[str] = field(default_factory=collections.Counter)
+
+    def counts(self) -> str:
+        return ", ".join(f"{n}x {k}" for k, n in self.answers.most_common())
+
+
+def _odd_in_burst(status: int | None) -> bool:
+    """Whether a burst answer below 500 is neither 401 nor 429."""
+    return status is not None and status < 500 and status not in BURST_STATUSES
+
+
+def _burst(fleet: Fleet) -> Burst:
+    """Enrolments with a well-formed unknown key from RATE_CLIENTS clients at once, until
+    RATE_ENOUGH 429s came back or RATE_MAX_REQUESTS / RATE_MAX_SECONDS are reached."""
+    burst = Burst(_well_formed_unknown())
     lock = threading.Lock()
     deadline = time.monotonic() + RATE_MAX_SECONDS
 
     def client_burst() -> None:
-        nonlocal sent
         client = FleetClient(fleet.client.base_url, timeout=fleet.client.timeout)
         try:
             while time.monotonic() < deadline:
                 with lock:
-                    if sent >= RATE_MAX_REQUESTS or len(limited) >= RATE_ENOUGH:
+                    if burst.sent >= RATE_MAX_REQUESTS or len(burst.limited) >= RATE_ENOUGH:
                         return
-                    sent += 1
+                    burst.sent += 1
                 call = client.call(
-                    "POST", ENROLL_PATH, api_key=key, json_body=enrol_body(), agent=fleet.agent
+                    "POST",
+                    ENROLL_PATH,
+                    api_key=burst.key,
+                    json_body=enrol_body(),
+                    agent=fleet.agent,
+                    note="burst",
                 )
+                status = call.status
                 with lock:
-                    answers[f"HTTP {call.status}" if call.status else "no answer"] += 1
-                    if call.status == 429:
-                        limited.append(call)
+                    burst.answers[f"HTTP {status}" if status else "no answer"] += 1
+                    if status == 429:
+                        burst.limited.append(call)
+                    elif _odd_in_burst(status) and len(burst.odd) < RATE_ENOUGH:
+                        burst.odd.append(call)
         finally:
             client.close()
 
     with ThreadPoolExecutor(RATE_CLIENTS) as pool:
         for future in [pool.submit(client_burst) for _ in range(RATE_CLIENTS)]:
             future.result()
-    if not limited and set(answers) <= {"no answer"}:
+    if not burst.limited and set(burst.answers) <= {"no answer"}:
         not_judged(
-            f"none of {sent} enrolments of the burst was answered, so no rate limit could be"
-            " observed",
+            f"none of {burst.sent} enrolments of the burst was answered, so no rate limit could"
+            " be observed",
             "check that the target's Fleet API answers within --request-timeout (or raise it),"
             " and run again",
         )
-    if not limited:
-        not_applicable(
-            "the target did not rate-limit a burst of enrolments: it gave no 429 answer whose"
-            " Retry-After could be judged",
-            f"{sent} enrolments with an unknown key from {RATE_CLIENTS} clients at once, within"
-            f" {RATE_MAX_SECONDS:g} s, got no HTTP 429: "
-            + ", ".join(f"{n}x {k}" for k, n in answers.most_common()),
+    return burst
+
+
+def _no_429(burst: Burst) -> NoReturn:
+    not_applicable(
+        "the target did not rate-limit a burst of enrolments: it gave no HTTP 429",
+        f"{burst.sent} enrolments with an unknown key from {RATE_CLIENTS} clients at once,"
+        f" within {RATE_MAX_SECONDS:g} s, got no HTTP 429: {burst.counts()}",
+    )
+
+
+@pytest.mark.requirement("FLEET-SRV-RATE", "FLEET-SRV-ENROLL-401")
+def test_rate_limit_answers_say_when_to_retry(fleet: Fleet) -> None:
+    """A concurrent burst of enrolments with an unknown key: every 429 that comes back
+    carries Retry-After, and every other answer below 500 is 401 (the key is unknown).
+
+    FLEET-SRV-ENROLL-401 is judged here under load: a rate-limit refusal with
+    another 4xx (or an unknown key let in) shows up only in a burst.
+    """
+    burst = _burst(fleet)
+    findings = Findings()
+    if burst.odd:
+        findings.add(
+            "FLEET-SRV-ENROLL-401",
+            f"{burst.sent} enrolments with a well-formed unknown key at once got {burst.counts()};"
+            " expected 401 for the key or 429 for the rate limit",
+            FleetTranscript(burst.odd).render(),
         )
-    transcript = FleetTranscript(limited[:RATE_ENOUGH])
-    bare = [c for c in limited if c.exchange.header("Retry-After") is None]
-    if bare:
-        raise Violation(
-            "FLEET-SRV-RATE",
-            f"{len(bare)} of {len(limited)} answers HTTP 429 without Retry-After",
+    if not burst.limited:
+        if findings.items:  # the rate rule itself saw no 429: not judged, not a pass
+            raise Violations(findings.items)
+        _no_429(burst)
+    bare = [c for c in burst.limited if c.exchange.header("Retry-After") is None]
+    findings.check(
+        "FLEET-SRV-RATE",
+        not bare,
+        f"{len(bare)} of {len(burst.limited)} answers HTTP 429 without Retry-After",
+        FleetTranscript(burst.limited[:RATE_ENOUGH]).render(),
+    )
+    findings.raise_if_any()
+
+
+#: FLEET-SRV-RATE-RECOVER: the longest Retry-After the suite honours, in seconds.
+RECOVER_WAIT_CAP = 15.0
+#: Probes after a burst, at least this many and over at least this long (so that a
+#: burst of the rate test on another worker is over), each after the wait asked for.
+RECOVER_TRIES = 4
+RECOVER_SPAN = RATE_MAX_SECONDS + 3.0
+
+
+def _delta_seconds(call: FleetCall) -> float | None:
+    """Retry-After as delta-seconds (RFC 9110 section 10.2.3), or None (absent, a date)."""
+    value = (call.exchange.header("Retry-After") or "").strip()
+    return float(value) if value.isdigit() else None
+
+
+@pytest.mark.requirement("FLEET-SRV-RATE-RECOVER")
+def test_rate_limited_client_gets_through_after_waiting(fleet: Fleet) -> None:
+    """After a burst was rate-limited, a client that waits as long as Retry-After says
+    (and sends nothing else) gets an answer other than 429 within a few tries.
+
+    Judged only when the 429s say how long to wait in seconds: without that
+    (fleet-server sends no Retry-After) there is no promise to hold the target to.
+    """
+    burst = _burst(fleet)
+    if not burst.limited:
+        _no_429(burst)
+    last = burst.limited[-1]
+    wait = _delta_seconds(last)
+    if wait is None:
+        not_applicable(
+            "the 429s of the burst did not say in seconds when to come back (Retry-After),"
+            " so there is no wait to honour",
+            FleetTranscript(burst.limited[:RATE_ENOUGH]).render(),
+        )
+    transcript = FleetTranscript([last])
+    start = time.monotonic()
+    tries = 0
+    while True:
+        if wait > RECOVER_WAIT_CAP:
+            not_judged(
+                f"the target asked to wait {wait:g} s after a 429, longer than the suite waits"
+                f" ({RECOVER_WAIT_CAP:g} s)",
+                "lower the target's rate-limit Retry-After (or its refill interval), and run again",
+            )
+        time.sleep(wait)
+        call = transcript.add(
+            fleet.client.call(
+                "POST",
+                ENROLL_PATH,
+                api_key=burst.key,
+                json_body=enrol_body(),
+                agent=fleet.agent,
+                note=f"after waiting {wait:g} s",
+            )
+        )
+        tries += 1
+        if call.status is not None and call.status != 429:
+            return
+        wait = _delta_seconds(call) or 1.0
+        if tries >= RECOVER_TRIES and time.monotonic() - start >= RECOVER_SPAN:
+            break
+    if any(c.status is None for c in transcript.calls):
+        not_judged(
+            f"after the burst, {tries} enrolments that waited as asked got 429 or no answer",
+            "check that the target's Fleet API answers within --request-timeout (or raise it),"
+            " and run again",
+        )
+    raise Violation(
+        "FLEET-SRV-RATE-RECOVER",
+        f"{tries} enrolments over {time.monotonic() - start:.0f} s, each sent after waiting as"
+        " long as the 429 before it said (Retry-After), were all answered 429 again",
+        transcript.render(),
+    )
+
+
+#: FLEET-SRV-413: an enrolment body this large is over any default fleet-server limit.
+OVERSIZED_BODY = 4 * 1024 * 1024
+
+
+@pytest.mark.requirement("FLEET-SRV-413")
+def test_oversized_enrolment_gets_413(fleet: Fleet) -> None:
+    """An enrolment with the real token and a 4 MiB (valid JSON) body: refused with 413,
+    or served (the target's limit is higher: not applicable)."""
+    if fleet.token is None:
+        not_judged(
+            "an oversized body reaches the body limit only behind authentication, and no"
+            " --enrollment-token was given",
+            TOKEN_REMEDY,
+        )
+    body = enrol_body()
+    body["metadata"]["local"]["padding"] = "x" * OVERSIZED_BODY
+    raw = json.dumps(body).encode()
+    transcript = FleetTranscript()
+    # Uploading the body takes longer than a normal exchange: allow a minute at least.
+    timeout = max(active().request_timeout, 60.0)
+    call = fleet.call(
+        transcript,
+        lambda: fleet.client.call(
+            "POST",
+            ENROLL_PATH,
+            api_key=fleet.token,
+            raw_body=raw,
+            agent=fleet.agent,
+            timeout=timeout,
+            note=f"a {len(raw)} B enrolment",
+        ),
+    )
+    if call.status is not None and 200 <= call.status < 300:
+        not_applicable(
+            f"the target took a {len(raw)} B enrolment: its body limit is higher, or it has none",
             transcript.render(),
         )
+    got = f"HTTP {call.status}" if call.status is not None else "no HTTP status"
+    if call.exchange.problem is not None:
+        got += f" ({call.exchange.problem.value})"
+    require(
+        "FLEET-SRV-413",
+        call.status == 413,
+        f"a {len(raw)} B enrolment with the real token got {got}, expected 413 (or 200)",
+        transcript.render(),
+    )
 
 
 def _send_odd(fleet: Fleet, request: OddRequest) -> FleetCall:
@@ -762,9 +1011,16 @@ def test_odd_requests_get_no_5xx(fleet: Fleet) -> None:
     shapes = ShouldTally(
         "FLEET-SRV-ERROR-SHAPE", "error responses not shaped {statusCode, error, message}"
     )
-    edges = []
+    # Credentials a decoder may trip over reach only the authentication step: no token needed.
+    edges = [
+        OddRequest("POST", path, NOT_UTF8_KEY, fleet.agent, "application/json", VALID_ENROL, note=n)
+        for path, n in (
+            (ENROLL_PATH, "enrolment, ApiKey of bytes that are not UTF-8"),
+            (checkin_path(str(uuid.uuid4())), "check-in, ApiKey of bytes that are not UTF-8"),
+        )
+    ]
     if fleet.token is not None:
-        edges = [
+        edges += [
             OddRequest(
                 "POST", ENROLL_PATH, REAL_TOKEN, fleet.agent, "application/json", body, note=label
             )

@@ -14,6 +14,7 @@ is *not judged* with the window it needs; a rule for the other transport is
 
 from __future__ import annotations
 
+import functools
 import math
 import signal
 import time
@@ -81,6 +82,8 @@ NEW_UID = Reply("new-uid")
 FAILED = Reply("500")
 #: The heartbeat interval AGT-HEARTBEAT offers, in seconds.
 OFFERED_HEARTBEAT = 2
+#: Seconds between the unsolicited WebSocket pushes while AGT-HEARTBEAT is judged.
+PUSH_EVERY = 0.5
 #: Seconds each plain-HTTP reply is held while AGT-ONE-INFLIGHT watches for overlap.
 HOLD = 0.3
 #: A message sent sooner than this after a plain ack counts as a resend in a loop ...
@@ -266,43 +269,60 @@ def test_http_requests_go_one_at_a_time(opamp_agent_setup: AgentSetup) -> None:
             )
 
 
+#: Replies that ask nothing of the agent at once, each watched for a loop by its own agent:
+#: a plain ack, and a BAD_REQUEST error (the agent has no status change to report after
+#: either, spec l. 1183; a rejected message is dropped, not answered with another).
+LOOP_REPLIES = (ACK, Reply("bad-request"))
+
+
 @pytest.mark.requirement("AGT-NO-LOOP")
 def test_plain_ack_does_not_make_the_agent_loop(opamp_agent_setup: AgentSetup) -> None:
-    """Every reply is a plain ack; the agent is watched for :data:`LOOP_WATCH` from the
-    first ack, however late it came (the watch does not end with the window)."""
+    """Every reply is a plain ack (one agent) or BAD_REQUEST (another, side by side); each
+    agent is watched for :data:`LOOP_WATCH` from the first such reply, however late it came
+    (the watch does not end with the window)."""
     setup = opamp_agent_setup
     upfront(setup, "AGT-NO-LOOP", f"{LOOP_WATCH:g} s after the first ack", 1 + LOOP_WATCH)
-    with running_opamp_agent(setup) as sc:
-        # Over WebSocket the first contact may be the upgrade: its first message follows.
-        sc.watch(max(sc.deadline, time.monotonic() + START_ALLOWANCE), done=bool)
-        acked = next((r for r in sc.messages() if r.reply == ACK and r.sent is not None), None)
-        if acked is None:
-            _exited(sc, "send a message to acknowledge")
-            not_judged(
-                "no message of the agent was answered with a plain ack within --agent-window",
-                window_remedy(2 * setup.window),
+
+    def one(standing: Reply) -> None:
+        kinds = frozenset({standing.kind})
+        with running_opamp_agent(setup, then=standing) as sc:
+            # Over WebSocket the first contact may be the upgrade: its first message follows.
+            sc.watch(max(sc.deadline, time.monotonic() + START_ALLOWANCE), done=bool)
+            acked = next(
+                (r for r in sc.messages() if r.reply == standing and r.sent is not None), None
             )
-        until = acked.at + LOOP_WATCH
-        # A loop found ends the watch early: that is the finding.
-        seen = sc.watch(until, done=lambda seen: quick_resends(seen, LOOP_GAP) >= LOOP_RUN)
-        watched = min(time.monotonic(), until) - acked.at
-        learn(setup, sc)
-        run = quick_resends(seen, LOOP_GAP)
-        if run >= LOOP_RUN:
-            span = seen[-1].at - seen[0].at
-            raise Violation(
-                "AGT-NO-LOOP",
-                f"{len(seen)} messages in {span:.2f} s answered with plain acks only; {run} in a"
-                f" row came less than {LOOP_GAP:g} s after the ack",
-                sc.transcript(),
+            if acked is None:
+                _exited(sc, f"send a message to answer {standing}")
+                not_judged(
+                    f"no message of the agent was answered {standing} within --agent-window",
+                    window_remedy(2 * setup.window),
+                )
+            until = acked.at + LOOP_WATCH
+            # A loop found ends the watch early: that is the finding.
+            seen = sc.watch(
+                until, done=lambda seen: quick_resends(seen, LOOP_GAP, kinds) >= LOOP_RUN
             )
-        if watched < LOOP_WATCH:
-            _exited(sc, f"be watched for {LOOP_WATCH:g} s after the first ack")
-            not_judged(
-                f"the agent was watched for {watched:.1f} s after the first ack; AGT-NO-LOOP"
-                f" needs {LOOP_WATCH:g} s",
-                window_remedy(acked.at - sc.started + LOOP_WATCH + START_ALLOWANCE),
-            )
+            watched = min(time.monotonic(), until) - acked.at
+            learn(setup, sc)
+            run = quick_resends(seen, LOOP_GAP, kinds)
+            if run >= LOOP_RUN:
+                span = seen[-1].at - seen[0].at
+                raise Violation(
+                    "AGT-NO-LOOP",
+                    f"{len(seen)} messages in {span:.2f} s answered {standing} only; {run} in"
+                    f" a row came less than {LOOP_GAP:g} s after the reply",
+                    sc.transcript(),
+                )
+            if watched < LOOP_WATCH:
+                _exited(sc, f"be watched for {LOOP_WATCH:g} s after the first {standing}")
+                not_judged(
+                    f"the agent was watched for {watched:.1f} s after the first {standing};"
+                    f" AGT-NO-LOOP needs {LOOP_WATCH:g} s",
+                    window_remedy(acked.at - sc.started + LOOP_WATCH + START_ALLOWANCE),
+                )
+
+    bound = 2 * (setup.start_timeout + setup.window) + STOP_GRACE
+    side_by_side([functools.partial(one, r) for r in LOOP_REPLIES], timeout=bound)
 
 
 @pytest.mark.requirement("AGT-HEARTBEAT")
@@ -362,7 +382,11 @@ def test_offered_heartbeat_interval_is_used(opamp_agent_setup: AgentSetup) -> No
                 sc.transcript(),
             )
         # From the first message after the offer on, the offered interval is in force.
+        # Over WebSocket the mock now also pushes messages that ask for nothing, more often
+        # than the interval: the agent counts it from its own last message (spec l. 2110),
+        # so they must not hold its heartbeats back.
         start = seen[1]
+        sc.mock.push(PUSH_EVERY)
         seen = sc.wait(want, until=start.at + latest * (want - 1))
         judged = seen[1:]
         if len(seen) < want:
@@ -381,7 +405,7 @@ def test_offered_heartbeat_interval_is_used(opamp_agent_setup: AgentSetup) -> No
                 sc.transcript(),
             )
         soonest = timing.at_least(every)
-        problem = check_heartbeat(judged, soonest, latest)
+        problem = check_heartbeat(judged, soonest, latest, sc.mock.pushes())
         if problem is not None:
             gaps = intervals([r.at for r in judged])
             raise Violation(
@@ -475,19 +499,36 @@ def throttle_seconds(setup: AgentSetup) -> int:
     return max(1, math.ceil(2 * setup.timing.floor))
 
 
+#: Seconds beyond the latest moment a throttled agent may come back (the asked delay plus
+#: its own longest backoff or poll period) before its silence is a finding: room for a
+#: reconnect on a loaded machine.
+COMEBACK_SLACK = 5.0
+
+
 @pytest.mark.requirement("AGT-RETRY-AFTER")
 def test_retry_after_is_honoured(opamp_agent_setup: AgentSetup) -> None:
-    """Both throttling replies (429 and 503 with Retry-After; over WebSocket UNAVAILABLE
-    with retry_info), each to its own agent, side by side."""
+    """Two throttling replies, each to its own agent, side by side: 429 with Retry-After in
+    seconds, and 503 with Retry-After as an HTTP date (RFC 9110 allows both, spec l. 3546).
+    Over WebSocket the 429 is UNAVAILABLE with retry_info, and the 503 refuses the first
+    upgrade (spec l. 3540). The agent must wait at least that long, and come back when it
+    is due (l. 3540: the header says when the client should reconnect): at the latest by
+    then plus its own longest backoff or poll period (an agent may wait for both)."""
     setup = opamp_agent_setup
-    timing = setup.timing
     asked = throttle_seconds(setup)
     # No up-front "does not fit" here: an agent that ignores the hint comes back early,
     # inside any window; only one that honours it needs the whole wait to pass.
 
-    def one(throttle: Reply) -> None:
+    def one(throttle: Reply, *, at_upgrade: bool = False) -> None:
         # The flag makes the agent send the message the throttling reply answers at once.
-        with running_opamp_agent(setup, replies=[FULL, throttle], heartbeat=OFFER) as sc:
+        refuse = [throttle] if at_upgrade else []
+        with running_opamp_agent(
+            setup, replies=[FULL, throttle], refuse=refuse, heartbeat=OFFER
+        ) as sc:
+            tries = sc.mock.attempts()
+            if at_upgrade and tries:
+                # A WebSocket agent: its first upgrade was refused with the hint.
+                _judge_comeback(setup, sc, tries[0].at, f"its upgrade refused {throttle}")
+                return
             seen, short = wait_sized(
                 setup, sc, 2, polls=0, waits=(asked,), what="meet the throttling reply"
             )
@@ -495,32 +536,72 @@ def test_retry_after_is_honoured(opamp_agent_setup: AgentSetup) -> None:
                 _exited(sc, "send a second message")
                 if short is not None:
                     short.raise_()
-            came = _next_attempt(sc, seen[1].at, seen[1].at + timing.at_most(asked) + 10)
-            learn(setup, sc)
-            if came is None:
-                _exited(sc, "try again after the throttling reply")
-                not_judged(
-                    f"the agent did not try again within --agent-window ({setup.window:g} s)"
-                    f" of a reply asking it to come back in {asked} s",
-                    window_remedy(max(window_needed(timing, waits=(asked,)), 2 * setup.window)),
-                )
-            waited = came - seen[1].at
-            if waited < timing.at_least(asked):
-                raise Violation(
-                    "AGT-RETRY-AFTER",
-                    f"answered {throttle} (come back in {asked:g} s), the agent tried again"
-                    f" after {waited:.3f} s",
-                    sc.transcript(),
-                )
+            _judge_comeback(setup, sc, seen[1].at, f"answered {seen[1].reply}")
 
     bound = 2 * (setup.start_timeout + setup.window) + STOP_GRACE
     side_by_side(
-        [lambda: one(Reply("429", asked)), lambda: one(Reply("503", asked))], timeout=bound
+        [
+            lambda: one(Reply("429", asked)),
+            lambda: one(Reply("503", asked, "date"), at_upgrade=True),
+        ],
+        timeout=bound,
     )
 
 
-#: Throttling without a hint (no Retry-After, no retry_info): the agent's own backoff.
-FAILURES = st.lists(st.builds(Reply, st.sampled_from(["429", "503"])), min_size=1, max_size=3)
+def _judge_comeback(setup: AgentSetup, sc: OpAMPScenario, throttled: float, what: str) -> None:
+    """AGT-RETRY-AFTER on the agent's next attempt after a throttling answer at ``throttled``
+    (``what``: that answer, in words) asking for :func:`throttle_seconds`."""
+    timing = setup.timing
+    asked = throttle_seconds(setup)
+    # An HTTP date is written in whole seconds: up to 1 s more may have been asked.
+    due = asked + 1
+    own = max(timing.longest, clock_of(setup).period or 0.0)
+    latest = timing.at_most(due + own) + COMEBACK_SLACK
+    came = _next_attempt(sc, throttled, throttled + latest)
+    learn(setup, sc)
+    if came is None:
+        _exited(sc, "try again after the throttling reply")
+        silent = time.monotonic() - throttled
+        if silent >= latest:
+            raise Violation(
+                "AGT-RETRY-AFTER",
+                f"{what} (come back in {asked} s), the agent had not tried again"
+                f" {silent:.1f} s later; its own longest backoff (1.5 x --backoff-cap) or"
+                f" poll period adds at most {own:g} s",
+                sc.transcript(),
+            )
+        not_judged(
+            f"the agent did not try again within --agent-window ({setup.window:g} s)"
+            f" of a reply asking it to come back in {asked} s",
+            window_remedy(
+                max(window_needed(timing, waits=(due + own,)) + COMEBACK_SLACK, 2 * setup.window)
+            ),
+        )
+    waited = came - throttled
+    if waited < timing.at_least(asked):
+        raise Violation(
+            "AGT-RETRY-AFTER",
+            f"{what} (come back in {asked:g} s), the agent tried again after {waited:.3f} s",
+            sc.transcript(),
+        )
+
+
+def _one_unreadable(failures: list[Reply]) -> list[Reply]:
+    """At least one failure carries an unreadable Retry-After (the last, unless one does)."""
+    if any(r.hint == "junk" for r in failures):
+        return failures
+    return [*failures[:-1], Reply(failures[-1].kind, hint="junk")]
+
+
+#: Throttling without a hint (no Retry-After, or one that is neither delta-seconds nor an
+#: HTTP date; over WebSocket UNAVAILABLE without retry_info): the agent's own backoff.
+FAILURES = st.lists(
+    st.builds(
+        Reply, st.sampled_from(["429", "503"]), st.none(), st.sampled_from(["seconds", "junk"])
+    ),
+    min_size=1,
+    max_size=3,
+).map(_one_unreadable)
 
 
 @pytest.mark.requirement("AGT-RETRY-MIN")
@@ -551,8 +632,10 @@ def test_failed_exchanges_are_retried_after_the_floor(opamp_agent_setup: AgentSe
                         sc.transcript(),
                     )
             learn(setup, sc)
+            # An agent that died on a failure (an unreadable Retry-After, say) is a finding
+            # even when an earlier retry was judged.
+            _exited(sc, "retry after every failed exchange")
             if not judged:
-                _exited(sc, "retry after a failed exchange")
                 not_judged(
                     f"the agent did not retry a failed exchange within --agent-window"
                     f" ({setup.window:g} s)",

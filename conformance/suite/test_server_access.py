@@ -23,8 +23,8 @@ from conformance.plugin.fixtures import Clients
 from conformance.plugin.targets import TargetSession
 from conformance.profiles import active
 from conformance.target import Transport
-from conformance.verdicts import Findings, require
-from conformance.wire import ErrorType
+from conformance.verdicts import Findings
+from conformance.wire import AgentToServer, ErrorType
 
 #: What a header name contains, in any letter case, to be taken for a credential:
 #: (pattern, the words it matches). Only such headers are removed or corrupted.
@@ -165,11 +165,49 @@ def test_missing_or_wrong_credentials_get_401(opamp: Clients, transport: Transpo
     findings.raise_if_any()
 
 
+#: The custom_message that pads a request to a chosen size.
+PADDING_CAPABILITY = "io.fleet-conformance.padding"
+
+
+def padded_heartbeat(size: int) -> AgentToServer:
+    """A valid heartbeat from a new agent whose encoding is exactly ``size`` bytes.
+
+    A custom_message carries the padding. The length prefixes are varints, so
+    one data length may step over ``size``; one more byte in the type moves it.
+    """
+    msg = heartbeat(new_uid(), 0)
+    msg.custom_message.capability = PADDING_CAPABILITY
+    for extra in range(3):
+        msg.custom_message.type = "padding" + "." * extra
+        msg.custom_message.data = b""
+        for _ in range(4):
+            missing = size - msg.ByteSize()
+            if missing == 0:
+                return msg
+            msg.custom_message.data = bytes(max(0, len(msg.custom_message.data) + missing))
+    raise ValueError(f"no padded heartbeat of exactly {size} bytes")
+
+
+def _got(exchange: Exchange) -> str:
+    got = f"HTTP {exchange.status}" if exchange.status is not None else "no HTTP status"
+    if exchange.problem is not None:
+        got += f" ({exchange.problem.value}: {exchange.detail})"
+    return got
+
+
 @pytest.mark.requirement("SRV-413")
 def test_request_over_the_size_limit_gets_413(
     opamp: Clients, conformance_session: TargetSession
 ) -> None:
-    """A valid message one kibibyte over the target's limit is refused with HTTP 413."""
+    """A valid message one kibibyte over the target's limit is refused with HTTP 413.
+
+    Spec l.570-573: the limit holds for request bodies of any form ("MUST
+    enforce a size limit when receiving HTTP request bodies") and 413 is the
+    answer when it "is exceeded". So the same oversized body is sent twice,
+    with a Content-Length and chunked (a server that checks only the header
+    lets the second one in), and, when the limit is known, a body of exactly
+    the limit must not get 413: it does not exceed the limit.
+    """
     conformance_session.require_transport(conformance_session.primary, Transport.HTTP)
     limit = conformance_session.max_message_bytes
     if not conformance_session.size_limit_known and active().name != "nightly":
@@ -179,28 +217,48 @@ def test_request_over_the_size_limit_gets_413(
             "--max-message-bytes=N (the target's own limit, in bytes), or --profile=nightly",
         )
     msg = heartbeat(new_uid(), 0)
-    msg.custom_message.capability = "io.fleet-conformance.padding"
+    msg.custom_message.capability = PADDING_CAPABILITY
     msg.custom_message.type = "padding"
     msg.custom_message.data = bytes(limit + 1024)
     transcript = Transcript()
     # Uploading the body takes longer than a normal exchange: allow a minute at least.
     timeout = max(active().request_timeout, 60.0)
     exchange = transcript.add(opamp.http().send(msg, timeout=timeout))
-    got = f"HTTP {exchange.status}" if exchange.status is not None else "no HTTP status"
-    if exchange.problem is not None:
-        got += f" ({exchange.problem.value}: {exchange.detail})"
+    transcript.note("    #1: a body over the limit, with a Content-Length")
     if exchange.status == 200 and not conformance_session.size_limit_known:
         not_judged(
             f"the target accepted a {exchange.sent_bytes} B request: its limit is above the"
             " spec's recommended 64 MiB, or it has none",
             "--max-message-bytes=N (the target's own limit, in bytes)",
         )
-    require(
+    findings = Findings()
+    findings.check(
         "SRV-413",
         exchange.status == 413,
-        f"a {exchange.sent_bytes} B request (limit {limit} B) got {got}, expected 413",
+        f"a {exchange.sent_bytes} B request (limit {limit} B) got {_got(exchange)}, expected 413",
         transcript.render(),
     )
+    chunked = transcript.add(opamp.http().send(msg, chunked=True, timeout=timeout))
+    transcript.note("    #2: the same body chunked, without a Content-Length")
+    # 411 refuses every chunked body, oversized or not: SRV-GZIP judges that.
+    findings.check(
+        "SRV-413",
+        chunked.status in (411, 413),
+        f"a {chunked.sent_bytes} B request sent chunked, without a Content-Length (limit"
+        f" {limit} B), got {_got(chunked)}, expected 413",
+        transcript.render(),
+    )
+    if conformance_session.size_limit_known:
+        exact = transcript.add(opamp.http().send(padded_heartbeat(limit), timeout=timeout))
+        transcript.note("    #3: a body of exactly the limit, with a Content-Length")
+        findings.check(
+            "SRV-413",
+            exact.status != 413,
+            f"a request of exactly the limit ({exact.sent_bytes} B, limit {limit} B) got 413;"
+            " only a request over the limit may get it",
+            transcript.render(),
+        )
+    findings.raise_if_any()
 
 
 #: The burst: this many agents at once, each sending this many messages back to back.

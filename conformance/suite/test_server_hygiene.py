@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from conformance.checks import (
     Refusals,
+    ShouldTally,
     Transcript,
     converse,
     fields_set_beside_error,
@@ -22,8 +23,8 @@ from conformance.plugin.targets import TargetSession
 from conformance.properties import conformance_property
 from conformance.strategies import agent_capabilities
 from conformance.target import Transport
-from conformance.verdicts import require
-from conformance.wire import AgentCap, AgentToServer, ServerCap, ServerToAgent
+from conformance.verdicts import Findings, require
+from conformance.wire import AgentCap, AgentFlag, AgentToServer, ServerCap, ServerToAgent
 
 #: One step an agent may take: a full message, a heartbeat, or a repeat of the last one.
 steps = st.lists(st.sampled_from(["full", "heartbeat", "duplicate"]), min_size=1, max_size=6)
@@ -135,6 +136,83 @@ def _check_first_reply(
         f" {reply.capabilities & ~ServerCap.ALL:#x}",
         transcript.render(),
     )
+
+
+#: Agents that ask for a server-generated uid, per transport. A generator that
+#: leaves the variant bits random gets them right one time in four: eight uids
+#: let that through once in 65536 runs.
+UID_REQUESTS = 8
+
+
+def uuid7_fault(uid: bytes) -> str | None:
+    """How 16 bytes fail to be a UUID v7 (RFC 9562: version nibble 7, variant 10), or ``None``."""
+    version = uid[6] >> 4
+    if version != 7:
+        return f"version nibble {version}, not 7"
+    if uid[8] & 0xC0 != 0x80:
+        return f"variant bits {uid[8] >> 6:02b}, not 10 (RFC 9562)"
+    return None
+
+
+def _ask_for_uid(
+    transcript: Transcript, driver: HttpDriver | WsDriver, later: bool
+) -> tuple[bytes, ServerToAgent]:
+    """One new agent sets RequestInstanceUid, in its first message or (``later``) its second.
+
+    The uid the agent holds when it asks comes back with the reply: a uid the
+    server assigned unasked to the first message is adopted first, as an agent must.
+    """
+    uid, seq = new_uid(), 0
+    if later:
+        first = _send(transcript, driver, full_status(uid, seq))
+        assigned = first.agent_identification.new_instance_uid
+        uid = assigned if len(assigned) == 16 else uid
+        seq += 1
+    msg = full_status(uid, seq)
+    msg.flags |= AgentFlag.REQUEST_INSTANCE_UID
+    where = "second message" if later else "first message"
+    transcript.note(f"    RequestInstanceUid set in the agent's {where} (uid {uid.hex()})")
+    return uid, _send(transcript, driver, msg)
+
+
+@pytest.mark.requirement("SRV-NEW-UID", "SRV-NEW-UID-LEN", "SRV-NEW-UID-V7")
+def test_requested_instance_uid_is_assigned(opamp: Clients, transport: Transport) -> None:
+    """RequestInstanceUid is answered with a fresh 16-byte new_instance_uid, a UUID v7.
+
+    Spec l.773: with the flag the agent asks the server to generate a new
+    instance_uid, "which will be sent back in ServerToAgent" (no keyword: SHOULD
+    here); l.995: that new_instance_uid MUST be 16 bytes and SHOULD be a UUID v7. Half the agents
+    ask at first contact, half in a later message. A reply carrying
+    error_response may carry nothing else (SRV-ERR-EXCL): it is counted, not
+    judged, and a run where every request was refused ends *not judged*.
+    """
+    refusals = Refusals()
+    answered = ShouldTally("SRV-NEW-UID", "replies to RequestInstanceUid")
+    tally = ShouldTally("SRV-NEW-UID-V7", "new_instance_uid values assigned")
+    for n in range(UID_REQUESTS):
+        transcript = Transcript()
+        with opamp.open(transport) as driver:
+            uid, reply = _ask_for_uid(transcript, driver, later=n % 2 == 1)
+        if not refusals.count(reply):
+            continue
+        assigned = reply.agent_identification.new_instance_uid
+        if assigned:
+            transcript.note(f"    assigned new_instance_uid {assigned.hex()}")
+            require(
+                "SRV-NEW-UID-LEN",
+                len(assigned) == 16,
+                f"new_instance_uid {assigned.hex()} is {len(assigned)} bytes, not 16",
+                transcript.render(),
+            )
+            tally.count(uuid7_fault(assigned), transcript.render())
+        missing = None
+        if not assigned:
+            missing = "no agent_identification.new_instance_uid in the reply"
+        elif assigned == uid:
+            missing = "the new_instance_uid is the uid the agent asked to replace"
+        answered.count(missing, transcript.render())
+    refusals.require_judged("SRV-NEW-UID (a reply to RequestInstanceUid without error_response)")
+    Findings(answered.violations() + tally.violations()).raise_if_any()
 
 
 def _error_probes(uid: bytes) -> list[tuple[str, AgentToServer]]:
