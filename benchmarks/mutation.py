@@ -619,7 +619,8 @@ def _main(args: argparse.Namespace, areas: list[str], snap: Path) -> int:
     if args.shard is not None:
         k, n = args.shard
         chosen = {a: mutants[k - 1 :: n] for a, mutants in chosen.items()}
-    share = {m.key.text() for mutants in chosen.values() for m in mutants}
+    #: A shard's own mutants (None: not sharded, any mutant may be drawn).
+    share = {m.key.text() for ms in chosen.values() for m in ms} if args.shard else None
     if args.enumerate or args.list:
         for area in areas:
             excluded = sum(enumeration.excluded[area].values())
@@ -665,9 +666,8 @@ def _main(args: argparse.Namespace, areas: list[str], snap: Path) -> int:
             done = sum(1 for r in report.records.values() if r["area"] == area) + len(redo)
             rest = [m for m in enumeration.of(area) if m.key.text() not in kept]
             size = None if args.sample is None else max(0, args.sample - done)
-            chosen[area] = [
-                m for m in redo + sample(rest, size, AREAS[area]) if m.key.text() in share
-            ]
+            drawn = redo + sample(rest, size, AREAS[area])
+            chosen[area] = [m for m in drawn if share is None or m.key.text() in share]
         print(f"resuming: {len(report.records)} mutants already measured")
     todo = interleave([m for m in chosen[a] if m.key.text() not in report.records] for a in areas)
     deadline = None
