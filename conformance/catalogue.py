@@ -112,6 +112,15 @@ REQUIREMENTS: tuple[Requirement, ...] = (
         _spec("agenttoserverflags"),
     ),
     Requirement(
+        "SRV-HTTP-200",
+        Level.SHOULD,
+        _S,
+        "Over plain HTTP, a ServerToAgent accepting a well-formed message comes with status 200"
+        " (suite rule: the spec names no status; opamp-go's client, the reference"
+        " implementation, drops the body of any other status as an invalid response)",
+        _spec("plain-http-transport"),
+    ),
+    Requirement(
         "SRV-NEW-UID-LEN",
         Level.MUST,
         _S,

@@ -330,6 +330,36 @@ def test_gzip_and_chunked_bodies_accepted_like_plain(
     plain_refusals.require_judged("SRV-GZIP (a plain body accepted to compare with)")
 
 
+#: New agents whose plain-HTTP replies SRV-HTTP-200 looks at, two messages each.
+STATUS_AGENTS = 3
+
+
+@pytest.mark.requirement("SRV-HTTP-200")
+def test_http_replies_come_with_200(opamp: Clients, conformance_session: TargetSession) -> None:
+    """An accepted ServerToAgent over plain HTTP comes with 200, not another 2xx.
+
+    The spec names no status for a reply; opamp-go's HTTP client (its
+    ``httpsender.go``) counts only 200 as connected and drops the body of any
+    other status as "invalid response from server", so an agent built on it
+    never sees a 201 or 202 reply. A suite rule, as SHOULD. Replies carrying
+    error_response are counted, not judged.
+    """
+    http = _http_or_skip(opamp, conformance_session, "plain-HTTP reply statuses")
+    refusals = Refusals()
+    tally = ShouldTally("SRV-HTTP-200", "accepted plain-HTTP replies")
+    for _ in range(STATUS_AGENTS):
+        transcript = Transcript()
+        uid = new_uid()
+        for msg in (full_status(uid, 0), heartbeat(uid, 1)):
+            reply = _send(transcript, http, msg)
+            if not refusals.count(reply):
+                continue
+            status = transcript.exchanges[-1].status
+            tally.count(None if status == 200 else f"HTTP {status}", transcript.render())
+    refusals.require_judged("SRV-HTTP-200 (a reply without error_response)")
+    Findings(tally.violations()).raise_if_any()
+
+
 def _http_or_skip(opamp: Clients, session: TargetSession, what: str) -> HttpDriver:
     session.require_transport(session.primary, Transport.HTTP)
     return opamp.http()
