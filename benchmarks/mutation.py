@@ -591,7 +591,6 @@ def merge(parts: list[Path], out: Path, triage_path: Path, snap: Path) -> int:
     report.head["date"] = max(r["date"] for r in reports)
     report.records = records
     report.wall_before = max(float(r.get("wall_seconds", 0.0)) for r in reports)
-    report.wall_started = time.monotonic()
     for r in reports:
         report.baselines |= r.get("baselines", {})
     final = report.write()

@@ -78,9 +78,13 @@ RUNS = {
 }
 
 
-#: The variant runs of ``name``, in order.
-def _variants_of(name: str) -> tuple[str, ...]:
-    return tuple(r for r in RUNS if r.startswith(name + "+"))
+def _with_its_variants(name: str) -> tuple[str, ...]:
+    """Run ``name`` followed by its variant runs, in order."""
+    return (name, *(r for r in RUNS if r.startswith(name + "+")))
+
+
+_HTTP = _with_its_variants("opamp-http")
+_WS = _with_its_variants("opamp-ws")
 
 
 @dataclass(frozen=True)
@@ -110,7 +114,7 @@ AREAS = {
             "opamp-server",
             "reference server",
             (f"{REFERENCE}/logic.py", f"{REFERENCE}/store.py", f"{REFERENCE}/server.py"),
-            ("server", *_variants_of("server")),
+            _with_its_variants("server"),
         ),
         Area("fleet-api", "reference server", (f"{REFERENCE}/fleet_api.py",), ("server",)),
         Area("fleet-agent", "reference Fleet agent", (f"{REFERENCE}/agent.py",), ("fleet-agent",)),
@@ -118,18 +122,13 @@ AREAS = {
             "opamp-agent",
             "reference OpAMP agent",
             (f"{REFERENCE}/opamp_agent.py",),
-            (
-                "opamp-http",
-                "opamp-ws",
-                *_variants_of("opamp-http"),
-                *_variants_of("opamp-ws"),
-            ),
+            (_HTTP[0], _WS[0], *_HTTP[1:], *_WS[1:]),
             only=(
-                ("OpAMPAgent.post", ("opamp-http", *_variants_of("opamp-http"))),
-                ("OpAMPAgent.run_http", ("opamp-http", *_variants_of("opamp-http"))),
-                ("OpAMPAgent.ws_send", ("opamp-ws", *_variants_of("opamp-ws"))),
-                ("OpAMPAgent.ws_session", ("opamp-ws", *_variants_of("opamp-ws"))),
-                ("OpAMPAgent.run_ws", ("opamp-ws", *_variants_of("opamp-ws"))),
+                ("OpAMPAgent.post", _HTTP),
+                ("OpAMPAgent.run_http", _HTTP),
+                ("OpAMPAgent.ws_send", _WS),
+                ("OpAMPAgent.ws_session", _WS),
+                ("OpAMPAgent.run_ws", _WS),
             ),
         ),
     )
